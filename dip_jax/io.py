@@ -1,0 +1,107 @@
+"""Reading and writing images, and padding to a size the net accepts.
+
+Everything in memory is float32 HWC in [0, 1]: 8-bit data is divided by 255 and 16-bit by
+65535 (REFERENCE §6.8); gray images are H x W x 1; RGBA is reduced to RGB by dropping alpha
+(what PIL's `convert('RGB')` in the original does).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Tuple
+
+import imageio.v3 as iio
+import numpy as np
+
+
+class ImageError(ValueError):
+    """A file that cannot be used as an image (missing, unreadable, wrong layout)."""
+
+
+def to_float(array: np.ndarray) -> np.ndarray:
+    """An integer or float image array as float32 HWC in [0, 1]."""
+    a = np.asarray(array)
+    if a.dtype == np.uint8:
+        a = a.astype(np.float32) / 255.0
+    elif a.dtype == np.uint16:
+        a = a.astype(np.float32) / 65535.0
+    elif a.dtype == bool:
+        a = a.astype(np.float32)
+    elif np.issubdtype(a.dtype, np.floating):
+        a = a.astype(np.float32)
+    else:
+        raise ImageError(f"unsupported pixel type {a.dtype}")
+    if a.ndim == 2:
+        a = a[:, :, None]
+    if a.ndim != 3 or a.shape[-1] not in (1, 2, 3, 4):
+        raise ImageError(f"expected a gray, RGB or RGBA image, got an array of shape {a.shape}")
+    if a.shape[-1] == 4:
+        a = a[:, :, :3]
+    elif a.shape[-1] == 2:  # gray + alpha
+        a = a[:, :, :1]
+    if not np.all(np.isfinite(a)):
+        raise ImageError("the image contains NaN or infinite values")
+    return a
+
+
+def load_image(path: str) -> np.ndarray:
+    """Read an image file as float32 HWC in [0, 1]."""
+    if not os.path.isfile(path):
+        raise ImageError(f"no such image file: {path}")
+    try:
+        array = iio.imread(path)
+    except Exception as e:  # imageio raises many types for unreadable files
+        raise ImageError(f"cannot read {path} as an image: {e}") from None
+    if array.ndim == 4:  # multi-frame files: take the first frame
+        array = array[0]
+    return to_float(array)
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    image = np.asarray(image, np.float32)
+    return np.round(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def save_image(path: str, image: np.ndarray) -> None:
+    """Write an HWC [0, 1] image as 8-bit (clipped and rounded; 1 channel saved as gray)."""
+    a = to_uint8(image)
+    if a.ndim == 3 and a.shape[-1] == 1:
+        a = a[:, :, 0]
+    iio.imwrite(path, a)
+
+
+def center_crop(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    h, w = image.shape[:2]
+    if height > h or width > w:
+        raise ValueError(f"cannot crop {h}x{w} to {height}x{width}")
+    top, left = (h - height) // 2, (w - width) // 2
+    return image[top : top + height, left : left + width]
+
+
+def pad_amounts(size: int, multiple: int) -> Tuple[int, int]:
+    """(before, after) padding that brings `size` to the next multiple, split evenly."""
+    total = -size % multiple
+    return total // 2, total - total // 2
+
+
+def padded_window(height: int, width: int, multiple: int) -> Tuple[int, int, int, int]:
+    """(padded height, padded width, top, left) for an image padded to a multiple."""
+    top, bottom = pad_amounts(height, multiple)
+    left, right = pad_amounts(width, multiple)
+    return height + top + bottom, width + left + right, top, left
+
+
+def default_image(size: int = 256) -> np.ndarray:
+    """A real photo that ships with scikit-image: a centre crop of `astronaut()`.
+
+    The crop centres on the face and the flag, where fine texture makes the gain of
+    denoising visible.
+    """
+    from skimage import data  # a test/demo dependency only where no image is given
+
+    photo = to_float(data.astronaut())
+    if size > 512:
+        raise ValueError("the default photo is 512x512")
+    top = min(max(0, 160 - size // 2), 512 - size)  # the face lies around row 160, column 200
+    left = min(max(0, 200 - size // 2), 512 - size)
+    return photo[top : top + size, left : left + size]

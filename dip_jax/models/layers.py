@@ -1,0 +1,173 @@
+"""Building blocks of the original `models/common.py` (REFERENCE §1.1, §1.9, §6), NHWC.
+
+Numerical choices that decide equivalence with the PyTorch original:
+- conv weights *and* biases are U(-b, b), b = 1/sqrt(fan_in) (PyTorch's default; Flax's is
+  lecun_normal and zeros);
+- stride-2 convs pad symmetrically, (k-1)//2 per side, giving ceil(n/2) outputs ('SAME' in
+  XLA pads asymmetrically at stride 2 and would shift the grid);
+- reflection padding is numpy's 'reflect' (the edge pixel is not repeated);
+- BatchNorm always normalises with the current sample's statistics (the original never
+  leaves train mode, batch of one), so no running averages exist here at all.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dip_jax import kernels
+
+PAD_MODES = ("zero", "reflection")
+DOWNSAMPLE_MODES = ("stride", "avg", "max", "lanczos2", "lanczos3")
+UPSAMPLE_MODES = ("nearest", "bilinear")
+ACTIVATIONS = ("LeakyReLU", "Swish", "ELU", "none")
+BN_SCALE_INITS = ("ones", "uniform")
+
+
+def torch_uniform_init(fan_in: int) -> Callable:
+    """PyTorch's default conv init: U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+    bound = 1.0 / np.sqrt(fan_in)
+
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return init
+
+
+def _check_choice(name: str, value, choices) -> None:
+    if value not in choices:
+        raise ValueError(f"unknown {name} {value!r}; expected one of {choices}")
+
+
+def activation(name: str) -> Callable[[jax.Array], jax.Array]:
+    _check_choice("act_fun", name, ACTIVATIONS)
+    return {
+        "LeakyReLU": lambda x: nn.leaky_relu(x, negative_slope=0.2),
+        "Swish": nn.swish,
+        "ELU": nn.elu,
+        "none": lambda x: x,
+    }[name]
+
+
+class Conv(nn.Module):
+    """`common.conv`: optional reflection pad, conv, optional downsampler (REFERENCE §1.1)."""
+
+    features: int
+    kernel_size: int
+    stride: int = 1
+    use_bias: bool = True
+    pad: str = "zero"
+    downsample_mode: str = "stride"
+
+    @nn.compact
+    def __call__(self, x):
+        _check_choice("pad", self.pad, PAD_MODES)
+        _check_choice("downsample_mode", self.downsample_mode, DOWNSAMPLE_MODES)
+        k = self.kernel_size
+        p = (k - 1) // 2
+        conv_stride = self.stride if self.downsample_mode == "stride" else 1
+        if self.pad == "reflection" and p > 0:
+            x = jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), mode="reflect")
+            padding = ((0, 0), (0, 0))
+        else:
+            padding = ((p, p), (p, p))
+        fan_in = x.shape[-1] * k * k
+        x = nn.Conv(
+            self.features,
+            (k, k),
+            strides=(conv_stride, conv_stride),
+            padding=padding,
+            use_bias=self.use_bias,
+            kernel_init=torch_uniform_init(fan_in),
+            bias_init=torch_uniform_init(fan_in),
+            name="conv",
+        )(x)
+        if self.stride != 1 and self.downsample_mode != "stride":
+            x = downsample(x, self.downsample_mode, self.stride)
+        return x
+
+
+def downsample(x: jax.Array, mode: str, factor: int) -> jax.Array:
+    """The downsamplers that follow a stride-1 conv when `downsample_mode != 'stride'`."""
+    window = (factor, factor)
+    if mode == "avg":  # PyTorch AvgPool2d: floor mode, no padding
+        return nn.avg_pool(x, window, strides=window, padding="VALID")
+    if mode == "max":
+        return nn.max_pool(x, window, strides=window, padding="VALID")
+    if mode in ("lanczos2", "lanczos3"):
+        return lanczos_downsample(x, factor, mode)
+    raise ValueError(f"no downsampler for mode {mode!r}")
+
+
+def lanczos_downsample(x: jax.Array, factor: int, kernel_type: str, phase: float = 0.5) -> jax.Array:
+    """`Downsampler(..., preserve_size=True)`: replication pad, then a fixed per-channel kernel.
+
+    The kernel is a constant (not a parameter), applied to each channel separately, which is
+    what the original's diagonal-weight conv computes.
+    """
+    k2d = kernels.kernel_2d(factor, kernel_type, phase)
+    pad = kernels.preserve_size_pad(k2d.shape[0], factor)
+    x = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="edge")
+    c = x.shape[-1]
+    w = jnp.broadcast_to(jnp.asarray(k2d, x.dtype)[:, :, None, None], k2d.shape + (1, c))
+    return jax.lax.conv_general_dilated(
+        x,
+        w,
+        window_strides=(factor, factor),
+        padding="VALID",
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        feature_group_count=c,
+    )
+
+
+def upsample(x: jax.Array, mode: str, factor: int = 2) -> jax.Array:
+    """`nn.Upsample(scale_factor=2)`: nearest, or bilinear with half-pixel centres.
+
+    `jax.image.resize(..., 'linear')` samples at half-pixel centres and renormalises the
+    weights at the border, which for upsampling equals PyTorch's `align_corners=False`
+    with clamped edges (tests check it against an independent numpy version).
+    """
+    _check_choice("upsample_mode", mode, UPSAMPLE_MODES)
+    n, h, w, c = x.shape
+    if mode == "nearest":
+        return jnp.repeat(jnp.repeat(x, factor, axis=1), factor, axis=2)
+    return jax.image.resize(x, (n, h * factor, w * factor, c), method="linear", antialias=False)
+
+
+def concat_crop(xs: Sequence[jax.Array]) -> jax.Array:
+    """`common.Concat`: centre-crop to the smallest H and W (offset rounds down), then concat."""
+    h = min(x.shape[1] for x in xs)
+    w = min(x.shape[2] for x in xs)
+    cropped = []
+    for x in xs:
+        dh = (x.shape[1] - h) // 2
+        dw = (x.shape[2] - w) // 2
+        cropped.append(x[:, dh : dh + h, dw : dw + w, :])
+    return jnp.concatenate(cropped, axis=-1)
+
+
+class BatchNorm(nn.Module):
+    """Train-mode BatchNorm2d: per-channel mean and biased variance over N, H, W, eps 1e-5.
+
+    `scale_init`: 'ones' is PyTorch >= 1.2; 'uniform' is U(0, 1), the default of the
+    PyTorch 0.4 the paper's code pinned (REFERENCE §1.9, §6.5).
+    """
+
+    scale_init: str = "ones"
+    epsilon: float = 1e-5
+
+    @nn.compact
+    def __call__(self, x):
+        _check_choice("bn_scale_init", self.scale_init, BN_SCALE_INITS)
+        c = x.shape[-1]
+        init = nn.initializers.ones if self.scale_init == "ones" else nn.initializers.uniform(1.0)
+        scale = self.param("scale", init, (c,), jnp.float32)
+        bias = self.param("bias", nn.initializers.zeros, (c,), jnp.float32)
+        mean = jnp.mean(x, axis=(0, 1, 2))
+        var = jnp.mean(jnp.square(x - mean), axis=(0, 1, 2))
+        inv = scale * jax.lax.rsqrt(var + self.epsilon)
+        return x * inv + (bias - mean * inv)

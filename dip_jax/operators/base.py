@@ -1,0 +1,40 @@
+"""The degradation-operator protocol: what the fit needs to know about a task.
+
+An operator is a pytree (a `flax.struct.dataclass`), so it can be passed into jitted and
+vmapped functions; array fields (a mask, a kernel) are traced, configuration fields are
+marked `pytree_node=False` and are static.
+
+To add a degradation, subclass `Operator` and implement `forward`; override `data_term`
+when the loss is not the MSE between `forward(x)` and the observation, `simulate` to make
+an observation from a clean image, and `baseline` for a classical restoration to compare
+with. The fit touches nothing else.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+class Operator:
+    """Base class of degradation operators. Images are HWC float32 in [0, 1]."""
+
+    def forward(self, x: jax.Array) -> jax.Array:
+        """The forward model A(x): what the observation of a clean image x would be, noise-free."""
+        raise NotImplementedError
+
+    def data_term(self, x: jax.Array, y: jax.Array) -> jax.Array:
+        """The loss between the restored image x and the observation y: MSE(A(x), y) by default."""
+        return jnp.mean(jnp.square(self.forward(x) - y))
+
+    def simulate(self, clean: jax.Array, key: jax.Array) -> jax.Array:
+        """Make an observation y of a clean image, drawing its randomness from `key`."""
+        raise NotImplementedError(f"{type(self).__name__} cannot simulate observations")
+
+    def baseline(self, y: jax.Array) -> jax.Array:
+        """A classical restoration of y for comparison; the observation itself by default."""
+        return y
+
+    def output_shape(self, observation_shape) -> tuple:
+        """The shape (H, W, C) of the image to restore, given the observation's shape."""
+        return tuple(observation_shape)

@@ -1,0 +1,39 @@
+"""The fields every restore config has, with the original's denoising values (REFERENCE §3.2)."""
+
+import ml_collections
+
+
+def base_config() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.task = "denoise"
+    # A path; empty uses a crop of skimage.data.astronaut() of side `default_image_size`.
+    c.image = ""
+    c.default_image_size = 256
+    # True: `image` is already the observation (a real noisy photo); no clean metrics then.
+    c.observed = False
+    c.sigma = 25.0  # noise std on the [0, 255] scale
+    c.seed = 0
+
+    c.net = "standard"  # a name from dip_jax.models.names()
+    c.net_overrides = ml_collections.ConfigDict()
+    c.net_overrides.bn_scale_init = "ones"  # 'uniform' is PyTorch 0.4's U(0, 1) gamma
+
+    c.input = ml_collections.ConfigDict()
+    c.input.kind = "noise"
+    c.input.channels = 32
+    c.input.scale = 0.1
+
+    c.fit = ml_collections.ConfigDict()
+    c.fit.num_iter = 3000
+    c.fit.lr = 0.01
+    c.fit.reg_noise_std = 1.0 / 30.0
+    c.fit.ema_decay = 0.99
+    c.fit.backtrack = True
+    c.fit.backtrack_drop_db = 5.0
+    c.fit.backtrack_check_every = 1
+    c.fit.backtrack_skip_every = 100
+    c.fit.final_input = "perturbed"
+    c.fit.steps_per_call = 0
+
+    c.log_every = 100  # progress line and plot resolution
+    return c

@@ -1,0 +1,26 @@
+"""A two-minute demo: denoise a 128x128 crop of skimage's astronaut photo with a small net.
+
+    python -m experiments.restore --config=experiments/configs/quick.py --out_dir=/tmp/dip_quick
+
+A 4-level skip net of 32 channels (about 100k parameters) fitted for 600 steps; the rest
+is the paper's denoising recipe. Expected on a 2-core CPU: about 2 minutes; the noisy
+input about 20.5 dB, the averaged output (`psnr_ema`) about 26-27 dB.
+"""
+
+from experiments.configs import common
+
+
+def get_config():
+    c = common.base_config()
+    c.default_image_size = 128
+    c.net = "skip"
+    c.net_overrides.num_input_channels = 8
+    c.net_overrides.num_channels_down = (32, 32, 32, 32)
+    c.net_overrides.num_channels_up = (32, 32, 32, 32)
+    c.net_overrides.num_channels_skip = (4, 4, 4, 4)
+    c.net_overrides.upsample_mode = "bilinear"
+    c.net_overrides.pad = "reflection"
+    c.input.channels = 8
+    c.fit.num_iter = 600
+    c.log_every = 50
+    return c

@@ -1,0 +1,51 @@
+r"""Restore an image with Deep Image Prior.
+
+    python -m experiments.restore --config=experiments/configs/quick.py --out_dir=/tmp/dip_quick
+    python -m experiments.restore --config=experiments/configs/denoise_f16.py \
+        --image=../shared/data/denoising/F16_GT.png --out_dir=/tmp/dip_f16
+
+Flags override the config; any config field can also be set as --config.<field>=value.
+"""
+
+import os
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+_DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "denoise_f16.py")
+
+_CONFIG = config_flags.DEFINE_config_file("config", _DEFAULT_CONFIG, "An ml_collections config file.")
+_OUT_DIR = flags.DEFINE_string("out_dir", None, "Folder for the outputs (must be empty unless --overwrite).")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Write into a non-empty --out_dir.")
+_TASK = flags.DEFINE_string("task", None, "Restoration task (overrides config.task): denoise.")
+_IMAGE = flags.DEFINE_string("image", None, "Image path; none: a crop of skimage.data.astronaut().")
+_SIGMA = flags.DEFINE_float("sigma", None, "Noise std on the [0, 255] scale.")
+_NUM_ITER = flags.DEFINE_integer("num_iter", None, "Optimisation steps.")
+_LR = flags.DEFINE_float("lr", None, "Adam learning rate.")
+_SEED = flags.DEFINE_integer("seed", None, "PRNG seed: noise, code, initialisation and perturbations.")
+flags.mark_flag_as_required("out_dir")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    # Imported here so that --help stays fast and flag errors come before JAX starts.
+    from experiments import restore_lib
+
+    config = _CONFIG.value
+    for field, flag in (("task", _TASK), ("image", _IMAGE), ("sigma", _SIGMA), ("seed", _SEED)):
+        if flag.value is not None:
+            config[field] = flag.value
+    if _NUM_ITER.value is not None:
+        config.fit.num_iter = _NUM_ITER.value
+    if _LR.value is not None:
+        config.fit.lr = _LR.value
+    try:
+        restore_lib.run(config, _OUT_DIR.value, _OVERWRITE.value)
+    except (ValueError, OSError) as e:  # bad input: one line, no traceback
+        sys.exit(f"restore: error: {e}")
+
+
+if __name__ == "__main__":
+    app.run(main)

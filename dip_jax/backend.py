@@ -8,7 +8,8 @@ warm-up: 4.0 with XLA's defaults, 1.35 with
 
 XLA reads its flags once, when the first backend starts, so `configure()` runs when
 `dip_jax` is imported and only adds the flag while no backend has started, the user has not
-set it, and no GPU/TPU plugin is installed (whose XLA might reject a CPU-only flag). Set `DIP_JAX_XLA_DEFAULTS=0` to leave XLA_FLAGS untouched.
+set it, and no GPU/TPU plugin is installed (whose XLA might reject a CPU-only flag).
+Set `DIP_JAX_XLA_DEFAULTS=0` to leave XLA_FLAGS untouched.
 """
 
 from __future__ import annotations

@@ -94,21 +94,36 @@ class FitResult:
 
 @dataclasses.dataclass(frozen=True)
 class Problem:
-    """What is fitted: the net's apply function and how its output is cropped (static).
+    """What is fitted: the net and how its output is cropped (static and hashable).
 
     `crop` = (top, left, height, width) of the output window that the operator sees, used
     when z was padded so the net accepts its size; None uses the whole output.
     """
 
-    apply_fn: Callable
+    net: Any  # a Linen module; modules hash and compare by their fields
     crop: Optional[tuple] = None
 
     def render(self, params, z):
-        out = self.apply_fn({"params": params}, z)[0]
+        out = self.net.apply({"params": params}, z)[0]
         if self.crop is not None:
             top, left, h, w = self.crop
             out = out[top : top + h, left : left + w]
         return out
+
+
+# XLA's backend optimisation buys nothing for code that runs once per fit (initialisation,
+# the final render) but costs most of its compile time: 7.9 s against 1.9 s for a small net's
+# init on this CPU. Op-by-op execution is slower still (about 20 s), so these are jitted.
+_RUN_ONCE_OPTIONS = {"xla_backend_optimization_level": 0}
+
+
+def compile_once(fn, *args):
+    """`fn` compiled for `args` with little optimisation: for code that runs once per fit."""
+    lowered = jax.jit(fn).lower(*args)
+    try:
+        return lowered.compile(compiler_options=_RUN_ONCE_OPTIONS)
+    except Exception:  # a backend that does not know the option: compile as usual
+        return lowered.compile()
 
 
 def optimizer(config: FitConfig) -> optax.GradientTransformation:
@@ -119,9 +134,8 @@ def optimizer(config: FitConfig) -> optax.GradientTransformation:
 def init_state(net, z: jax.Array, config: FitConfig, key: jax.Array, problem: Optional[Problem] = None) -> FitState:
     """Initialise parameters (from `key`) and the loop state for a fit of `net` on code `z`."""
     init_key, noise_key = jax.random.split(key)
-    # Jitted: run op by op, initialising a deep net takes tens of seconds on a CPU.
-    params = jax.jit(net.init)(init_key, z)["params"]
-    problem = problem or Problem(net.apply)
+    params = compile_once(net.init, init_key, z)(init_key, z)["params"]
+    problem = problem or Problem(net)
     out = jax.eval_shape(problem.render, params, z)
     return FitState(
         params=params,
@@ -210,6 +224,15 @@ def _tree_where(cond, a, b):
     return jax.tree_util.tree_map(lambda x, y: jnp.where(cond, x, y), a, b)
 
 
+def step_config(config: FitConfig) -> FitConfig:
+    """`config` with the fields that the step never reads set to their defaults.
+
+    Used as the cache key of compiled steps, so that fits differing only in their length or
+    in how the final image is rendered share one compilation.
+    """
+    return dataclasses.replace(config, num_iter=1, final_input=FINAL_INPUTS[0])
+
+
 def steps_per_call(config: FitConfig, backend: Optional[str] = None) -> int:
     if config.steps_per_call:
         return config.steps_per_call
@@ -233,8 +256,13 @@ def render_final(state: FitState, z: jax.Array, problem: Problem, config: FitCon
     return problem.render(state.params, z)
 
 
+@functools.lru_cache(maxsize=32)
 def compiled_steps(problem: Problem, config: FitConfig, backend: Optional[str] = None):
-    """The jitted step functions of a fit: (single step, chunk of n steps or None, n)."""
+    """The jitted step functions of a fit: (single step, chunk of n steps or None, n).
+
+    Cached on the (hashable) problem and config, so fits of the same net and settings,
+    e.g. several images of one size, trace and compile once.
+    """
     one = jax.jit(functools.partial(train_step, problem=problem, config=config), donate_argnums=0)
     n = steps_per_call(config, backend)
     chunk = None
@@ -257,7 +285,6 @@ def fit(
     crop: Optional[tuple] = None,
     state: Optional[FitState] = None,
     callback: Optional[Callable[[int, dict], None]] = None,
-    callback_every: int = 100,
 ) -> FitResult:
     """Fit `net` so that `operator.forward(net(z))` matches `observation`.
 
@@ -271,18 +298,19 @@ def fit(
       clean: the clean image, when known; adds PSNR against it to the history.
       crop: (top, left, height, width) of the net's output to keep (see `Problem`).
       state: a state to continue from (its step counts towards `num_iter`).
-      callback: called as `callback(step, metrics)` with floats every `callback_every`
-        steps and after the last one; it may show progress or time the run.
+      callback: called as `callback(step, metrics)` after every compiled call (every step
+        on CPU, every chunk of steps elsewhere) with the last step's metrics as device
+        scalars; converting them waits for the step, so a callback that logs only every
+        so often keeps the device busy in between.
 
     Returns:
       A `FitResult` with the final and averaged outputs and the per-step history.
     """
-    problem = Problem(net.apply, crop)
+    problem = Problem(net, None if crop is None else tuple(crop))
     z = jnp.asarray(z, jnp.float32)
-    if state is None:
-        state = init_state(net, z, config, key, problem)
     observation = jnp.asarray(observation, jnp.float32)
-    out_shape = jax.eval_shape(problem.render, state.params, z).shape
+    param_shapes = jax.eval_shape(net.init, key, z)["params"]
+    out_shape = jax.eval_shape(problem.render, param_shapes, z).shape
     expected = tuple(operator.output_shape(observation.shape))
     if tuple(out_shape) != expected:
         raise ValueError(f"the net's output has shape {tuple(out_shape)} but the operator expects {expected}")
@@ -291,7 +319,9 @@ def fit(
         if clean.shape != expected:
             raise ValueError(f"the clean image has shape {clean.shape}, expected {expected}")
 
-    one, chunk, n = compiled_steps(problem, config)
+    if state is None:
+        state = init_state(net, z, config, key, problem)
+    one, chunk, n = compiled_steps(problem, step_config(config))
     pieces = []
     step = int(state.step)
     while step < config.num_iter:
@@ -304,12 +334,13 @@ def fit(
             m = jax.tree_util.tree_map(lambda x: x[None], m)
             step += 1
         pieces.append(m)
-        if callback is not None and (step % callback_every < (n if chunk is not None else 1) or step == config.num_iter):
-            callback(step, {k: float(v[-1]) for k, v in m.items()})
+        if callback is not None:
+            callback(step, {k: v[-1] for k, v in m.items()})
 
     history = {}
     if pieces:
         history = {k: np.concatenate([np.asarray(p[k]) for p in pieces]) for k in pieces[0]}
-    final = jax.jit(functools.partial(render_final, problem=problem, config=config))(state, z)
+    render = functools.partial(render_final, problem=problem, config=config)
+    final = compile_once(render, state, z)(state, z)
     ema = final if config.ema_decay is None else state.ema
     return FitResult(final=final, ema=ema, history=history, state=state)

@@ -27,6 +27,16 @@ _SEED = flags.DEFINE_integer("seed", None, "PRNG seed: noise, code, initialisati
 flags.mark_flag_as_required("out_dir")
 
 
+def parse_flags(argv):
+    """absl's flag parsing, with every bad flag or config override reported in one line."""
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as e:
+        sys.exit(f"restore: error: {e} (pass --helpshort to list the flags)")
+    except (AttributeError, KeyError, TypeError, ValueError) as e:  # config overrides of unknown keys
+        sys.exit(f"restore: error: bad config override: {e}")
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -48,4 +58,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

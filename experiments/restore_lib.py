@@ -104,11 +104,15 @@ class Progress:
             now = time.perf_counter()
             self.first = (step, now)
             self._last_log = (step, now)
+        if step == self.num_iter:  # steps are dispatched asynchronously: wait for the last
+            jax.block_until_ready(m)
+            now = time.perf_counter()
         self.last = (step, now)
         if step % self.every == 0 or step == self.num_iter:
             rate = (step - self._last_log[0]) / max(now - self._last_log[1], 1e-9)
             self._last_log = (step, now)
-            parts = [f"step {step}/{self.num_iter}", f"loss {float(m['loss']):.5f}", f"psnr_obs {float(m['psnr_obs']):.2f}"]
+            parts = [f"step {step}/{self.num_iter}", f"loss {float(m['loss']):.5f}"]
+            parts.append(f"psnr_obs {float(m['psnr_obs']):.2f}")
             if "psnr_clean" in m:
                 parts += [f"psnr {float(m['psnr_clean']):.2f}", f"psnr_ema {float(m['psnr_ema_clean']):.2f}"]
             parts.append(f"{rate:.2f} it/s")

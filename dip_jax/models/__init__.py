@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -128,7 +130,7 @@ _NAMED = {
         pad="reflection",
         **kw,
     ),
-    **{name: (lambda name: lambda **kw: get_net(1, name, "reflection", **kw))(name) for name in _LIBRARY_DEPTHS},
+    **{name: functools.partial(get_net, 1, name, "reflection") for name in _LIBRARY_DEPTHS},
 }
 
 

@@ -1,0 +1,59 @@
+import imageio.v3 as iio
+import numpy as np
+import pytest
+
+from dip_jax import io
+
+
+def test_8bit_rgb_round_trip(tmp_path):
+    a = np.random.default_rng(0).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    iio.imwrite(tmp_path / "a.png", a)
+    x = io.load_image(str(tmp_path / "a.png"))
+    assert x.dtype == np.float32 and x.shape == (5, 7, 3)
+    np.testing.assert_allclose(x, a / 255.0, rtol=1e-6)
+    io.save_image(str(tmp_path / "b.png"), x)
+    np.testing.assert_array_equal(iio.imread(tmp_path / "b.png"), a)
+
+
+def test_16bit_gray_and_rgba(tmp_path):
+    g = np.array([[0, 65535], [32768, 1000]], dtype=np.uint16)
+    iio.imwrite(tmp_path / "g.png", g)
+    x = io.load_image(str(tmp_path / "g.png"))
+    assert x.shape == (2, 2, 1)
+    np.testing.assert_allclose(x[..., 0], g / 65535.0, rtol=1e-6)
+    rgba = np.zeros((3, 3, 4), np.uint8)
+    rgba[..., 0], rgba[..., 3] = 255, 10
+    iio.imwrite(tmp_path / "rgba.png", rgba)
+    y = io.load_image(str(tmp_path / "rgba.png"))
+    assert y.shape == (3, 3, 3)
+    np.testing.assert_allclose(y[..., 0], 1.0)
+
+
+def test_gray_saves_as_gray(tmp_path):
+    io.save_image(str(tmp_path / "g.png"), np.full((4, 4, 1), 0.5, np.float32))
+    assert iio.imread(tmp_path / "g.png").shape == (4, 4)
+
+
+def test_missing_and_unreadable_files(tmp_path):
+    with pytest.raises(io.ImageError, match="no such image file"):
+        io.load_image(str(tmp_path / "nope.png"))
+    (tmp_path / "bad.png").write_text("not an image")
+    with pytest.raises(io.ImageError, match="cannot read"):
+        io.load_image(str(tmp_path / "bad.png"))
+
+
+def test_nan_is_rejected():
+    with pytest.raises(io.ImageError, match="NaN"):
+        io.to_float(np.array([[np.nan, 0.0]], np.float32))
+
+
+@pytest.mark.parametrize("size,multiple,want", [(30, 8, (1, 1)), (32, 8, (0, 0)), (33, 32, (15, 16)), (5, 1, (0, 0))])
+def test_pad_amounts(size, multiple, want):
+    assert io.pad_amounts(size, multiple) == want
+    assert (size + sum(want)) % multiple == 0
+
+
+def test_default_image_is_a_real_photo():
+    x = io.default_image(128)
+    assert x.shape == (128, 128, 3) and x.dtype == np.float32
+    assert 0.1 < x.std() < 0.5  # a photo, not a constant

@@ -131,11 +131,10 @@ def optimizer(config: FitConfig) -> optax.GradientTransformation:
     return optax.adam(config.lr)
 
 
-def init_state(net, z: jax.Array, config: FitConfig, key: jax.Array, problem: Optional[Problem] = None) -> FitState:
-    """Initialise parameters (from `key`) and the loop state for a fit of `net` on code `z`."""
+def initial_state(net, z: jax.Array, key: jax.Array, *, config: FitConfig, problem: Problem) -> FitState:
+    """The loop state before the first step, traceable (so it can be vmapped over keys)."""
     init_key, noise_key = jax.random.split(key)
-    params = compile_once(net.init, init_key, z)(init_key, z)["params"]
-    problem = problem or Problem(net)
+    params = net.init(init_key, z)["params"]
     out = jax.eval_shape(problem.render, params, z)
     return FitState(
         params=params,
@@ -148,6 +147,12 @@ def init_state(net, z: jax.Array, config: FitConfig, key: jax.Array, problem: Op
         step=jnp.zeros((), jnp.int32),
         key=noise_key,
     )
+
+
+def init_state(net, z: jax.Array, config: FitConfig, key: jax.Array, problem: Optional[Problem] = None) -> FitState:
+    """Initialise parameters (from `key`) and the loop state for a fit of `net` on code `z`."""
+    fn = functools.partial(initial_state, net, config=config, problem=problem or Problem(net))
+    return compile_once(fn, z, key)(z, key)
 
 
 def perturbed_code(z: jax.Array, config: FitConfig, key: jax.Array, step) -> jax.Array:
@@ -273,6 +278,42 @@ def compiled_steps(problem: Problem, config: FitConfig, backend: Optional[str] =
     return one, chunk, n
 
 
+def run_loop(one, chunk, n: int, state, args: tuple, step: int, num_iter: int, callback=None):
+    """Call the compiled steps from `step` until `num_iter`; returns (state, history).
+
+    `one(state, *args)` takes one step, `chunk(state, *args)` takes `n` (or is None). Both
+    return (state, metrics); a chunk's metrics have a leading axis of its `n` steps. The
+    history stacks every step's metrics along axis 0 (a batched state adds axes after it).
+    """
+    pieces = []
+    while step < num_iter:
+        if chunk is not None and num_iter - step >= n:
+            state, m = chunk(state, *args)
+            step += n
+        else:
+            state, m = one(state, *args)
+            m = jax.tree_util.tree_map(lambda x: x[None], m)
+            step += 1
+        pieces.append(m)
+        if callback is not None:
+            callback(step, {k: v[-1] for k, v in m.items()})
+    history = {}
+    if pieces:
+        history = {k: np.concatenate([np.asarray(p[k]) for p in pieces]) for k in pieces[0]}
+    return state, history
+
+
+def check_shapes(net, problem: Problem, z, observation, operator, clean, key) -> None:
+    """Raise a ValueError when the net's output, the operator and the clean image disagree."""
+    param_shapes = jax.eval_shape(net.init, key, z)["params"]
+    out_shape = tuple(jax.eval_shape(problem.render, param_shapes, z).shape)
+    expected = tuple(operator.output_shape(observation.shape))
+    if out_shape != expected:
+        raise ValueError(f"the net's output has shape {out_shape} but the operator expects {expected}")
+    if clean is not None and tuple(clean.shape) != expected:
+        raise ValueError(f"the clean image has shape {tuple(clean.shape)}, expected {expected}")
+
+
 def fit(
     net,
     z: jax.Array,
@@ -309,37 +350,14 @@ def fit(
     problem = Problem(net, None if crop is None else tuple(crop))
     z = jnp.asarray(z, jnp.float32)
     observation = jnp.asarray(observation, jnp.float32)
-    param_shapes = jax.eval_shape(net.init, key, z)["params"]
-    out_shape = jax.eval_shape(problem.render, param_shapes, z).shape
-    expected = tuple(operator.output_shape(observation.shape))
-    if tuple(out_shape) != expected:
-        raise ValueError(f"the net's output has shape {tuple(out_shape)} but the operator expects {expected}")
-    if clean is not None:
-        clean = jnp.asarray(clean, jnp.float32)
-        if clean.shape != expected:
-            raise ValueError(f"the clean image has shape {clean.shape}, expected {expected}")
+    clean = None if clean is None else jnp.asarray(clean, jnp.float32)
+    check_shapes(net, problem, z, observation, operator, clean, key)
 
     if state is None:
         state = init_state(net, z, config, key, problem)
     one, chunk, n = compiled_steps(problem, step_config(config))
-    pieces = []
-    step = int(state.step)
-    while step < config.num_iter:
-        remaining = config.num_iter - step
-        if chunk is not None and remaining >= n:
-            state, m = chunk(state, z, observation, operator, clean)
-            step += n
-        else:
-            state, m = one(state, z, observation, operator, clean)
-            m = jax.tree_util.tree_map(lambda x: x[None], m)
-            step += 1
-        pieces.append(m)
-        if callback is not None:
-            callback(step, {k: v[-1] for k, v in m.items()})
-
-    history = {}
-    if pieces:
-        history = {k: np.concatenate([np.asarray(p[k]) for p in pieces]) for k in pieces[0]}
+    args = (z, observation, operator, clean)
+    state, history = run_loop(one, chunk, n, state, args, int(state.step), config.num_iter, callback)
     render = functools.partial(render_final, problem=problem, config=config)
     final = compile_once(render, state, z)(state, z)
     ema = final if config.ema_decay is None else state.ema

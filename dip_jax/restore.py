@@ -29,6 +29,9 @@ class InputConfig:
     scale: float = 0.1
 
 
+DEFAULT_INPUT = InputConfig()
+
+
 def padded_geometry(net, height: int, width: int) -> tuple[int, int, tuple]:
     """(padded height, padded width, crop) for an image of this size, or ValueError."""
     multiple = models.size_multiple(net)
@@ -62,7 +65,7 @@ def restore(
     config: fit_lib.FitConfig,
     key: jax.Array,
     *,
-    input_config: InputConfig = InputConfig(),
+    input_config: InputConfig = DEFAULT_INPUT,
     input_image: Optional[jax.Array] = None,
     clean: Optional[jax.Array] = None,
     callback: Optional[Callable] = None,

@@ -24,6 +24,8 @@ _SIGMA = flags.DEFINE_float("sigma", None, "Noise std on the [0, 255] scale.")
 _NUM_ITER = flags.DEFINE_integer("num_iter", None, "Optimisation steps.")
 _LR = flags.DEFINE_float("lr", None, "Adam learning rate.")
 _SEED = flags.DEFINE_integer("seed", None, "PRNG seed: noise, code, initialisation and perturbations.")
+_SEEDS = flags.DEFINE_integer("seeds", None, "Seeds fitted together; writes their mean and an uncertainty map.")
+_IMAGES = flags.DEFINE_string("images", None, "A folder: restore every image in it (one subfolder each).")
 flags.mark_flag_as_required("out_dir")
 
 
@@ -44,7 +46,9 @@ def main(argv):
     from experiments import restore_lib
 
     config = _CONFIG.value
-    for field, flag in (("task", _TASK), ("image", _IMAGE), ("sigma", _SIGMA), ("seed", _SEED)):
+    overrides = (("task", _TASK), ("image", _IMAGE), ("sigma", _SIGMA), ("seed", _SEED), ("seeds", _SEEDS),
+                 ("images", _IMAGES))
+    for field, flag in overrides:
         if flag.value is not None:
             config[field] = flag.value
     if _NUM_ITER.value is not None:

@@ -20,9 +20,9 @@ import numpy as np
 from absl import logging
 
 import dip_jax
+from dip_jax import ensemble, io, metrics, models, operators
 from dip_jax import fit as fit_lib
-from dip_jax import io, metrics, models, operators
-from dip_jax.restore import InputConfig, restore
+from dip_jax.restore import InputConfig
 
 TASKS = ("denoise",)
 MAX_NUM_ITER = 1_000_000
@@ -43,6 +43,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
         raise ConfigError(f"lr must be > 0, got {config.fit.lr}")
     if config.log_every < 1:
         raise ConfigError(f"log_every must be >= 1, got {config.log_every}")
+    if not 1 <= config.seeds <= 1024:
+        raise ConfigError(f"seeds must be in [1, 1024], got {config.seeds}")
+    if config.images and config.image:
+        raise ConfigError("give either an image or a folder of images, not both")
     if config.net not in models.names():
         raise ConfigError(f"unknown net {config.net!r}; expected one of {models.names()}")
 
@@ -69,9 +73,9 @@ def build_net(config: ml_collections.ConfigDict, image_channels: int):
     return net
 
 
-def load_problem(config: ml_collections.ConfigDict, key: jax.Array):
-    """(clean image or None, observation, operator) for the configured task."""
-    image = io.load_image(config.image) if config.image else io.default_image(config.default_image_size)
+def load_problem(config: ml_collections.ConfigDict, key: jax.Array, path: str = ""):
+    """(clean image or None, observation, operator) for the configured task and one image path."""
+    image = io.load_image(path) if path else io.default_image(config.default_image_size)
     operator = operators.Denoising(sigma=float(config.sigma))
     if config.observed:
         return None, image, operator
@@ -111,10 +115,10 @@ class Progress:
         if step % self.every == 0 or step == self.num_iter:
             rate = (step - self._last_log[0]) / max(now - self._last_log[1], 1e-9)
             self._last_log = (step, now)
-            parts = [f"step {step}/{self.num_iter}", f"loss {float(m['loss']):.5f}"]
-            parts.append(f"psnr_obs {float(m['psnr_obs']):.2f}")
-            if "psnr_clean" in m:
-                parts += [f"psnr {float(m['psnr_clean']):.2f}", f"psnr_ema {float(m['psnr_ema_clean']):.2f}"]
+            v = {k: float(np.mean(x)) for k, x in m.items()}  # the mean over seeds, if several
+            parts = [f"step {step}/{self.num_iter}", f"loss {v['loss']:.5f}", f"psnr_obs {v['psnr_obs']:.2f}"]
+            if "psnr_clean" in v:
+                parts += [f"psnr {v['psnr_clean']:.2f}", f"psnr_ema {v['psnr_ema_clean']:.2f}"]
             parts.append(f"{rate:.2f} it/s")
             logging.info("  ".join(parts))
 
@@ -172,69 +176,141 @@ def plot_history(path: str, history: dict, title: str) -> None:
     plt.close(fig)
 
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+
+def list_images(folder: str) -> list[str]:
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"no such image folder: {folder}")
+    paths = sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.lower().endswith(IMAGE_SUFFIXES))
+    if not paths:
+        raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
+    return paths
+
+
+def seed_keys(fit_key: jax.Array, num_seeds: int) -> jax.Array:
+    """Seed i's key; seed 0 of a K-seed run is the single-seed run with the same --seed."""
+    return jnp.stack([jax.random.fold_in(fit_key, i) for i in range(num_seeds)])
+
+
+def write_outputs(out_dir: str, config, clean, observation, result, num_seeds: int) -> dict:
+    """Images, history and the quality metrics of one image's fit (all seeds)."""
+    io.save_image(os.path.join(out_dir, "observation.png"), observation)
+    io.save_image(os.path.join(out_dir, "final.png"), result.finals[0])
+    io.save_image(os.path.join(out_dir, "ema.png"), result.emas[0])
+    if clean is not None:
+        io.save_image(os.path.join(out_dir, "clean.png"), clean)
+    history = {k: (v[0] if num_seeds == 1 else v) for k, v in result.history.items()}
+    np.savez_compressed(os.path.join(out_dir, "history.npz"), **history)
+    out = {"backtracks": int(np.sum(result.history["backtracked"])),
+           "final_loss": float(np.mean(result.history["loss"][:, -1]))}
+    if num_seeds > 1:
+        io.save_image(os.path.join(out_dir, "mean.png"), result.mean)
+        std = np.asarray(result.std)
+        scale = float(std.max()) or 1.0
+        io.save_image(os.path.join(out_dir, "uncertainty.png"), std / scale)  # 1 = the largest std
+        np.save(os.path.join(out_dir, "uncertainty.npy"), std)
+        out["uncertainty_max"] = scale
+        for i in range(num_seeds):
+            io.save_image(os.path.join(out_dir, f"seed{i}_final.png"), result.finals[i])
+            io.save_image(os.path.join(out_dir, f"seed{i}_ema.png"), result.emas[i])
+    if clean is not None:
+        # psnr_final / psnr_ema are seed 0's: the single-seed run with this --seed
+        out.update(
+            psnr_input=float(metrics.psnr(observation, clean)),
+            psnr_final=float(metrics.psnr(result.finals[0], clean)),
+            psnr_ema=float(metrics.psnr(result.emas[0], clean)),
+            ssim_input=float(metrics.ssim(observation, clean)),
+            ssim_final=float(metrics.ssim(result.finals[0], clean)),
+            ssim_ema=float(metrics.ssim(result.emas[0], clean)),
+            psnr_ema_best=float(np.max(result.history["psnr_ema_clean"][0])),
+            psnr_ema_best_iteration=int(np.argmax(result.history["psnr_ema_clean"][0])) + 1,
+        )
+        if num_seeds > 1:
+            seeds = [float(metrics.psnr(e, clean)) for e in result.emas]
+            out.update(
+                psnr_seeds=seeds,
+                psnr_seeds_mean=float(np.mean(seeds)),
+                psnr_seeds_std=float(np.std(seeds)),
+                psnr_mean_image=float(metrics.psnr(result.mean, clean)),
+                ssim_mean_image=float(metrics.ssim(result.mean, clean)),
+            )
+    plot_history(os.path.join(out_dir, "psnr.png"), {k: v[0] for k, v in result.history.items()},
+                 f"{config.task}: {os.path.basename(out_dir.rstrip('/')) or out_dir}")
+    return out
+
+
 def run(config: ml_collections.ConfigDict, out_dir: str, overwrite: bool = False) -> dict:
-    """Restore the configured image and write every output into `out_dir`; returns the metrics."""
+    """Restore the configured image(s) and write every output into `out_dir`; returns the metrics.
+
+    With `config.images` (a folder), each image gets a subfolder of `out_dir` named after it,
+    and `out_dir/metrics.json` holds a row per image.
+    """
     validate(config)
     fcfg = fit_config(config)
+    paths = list_images(config.images) if config.images else [config.image]
     prepare_out_dir(out_dir, overwrite)
     key = jax.random.key(config.seed)
     obs_key, fit_key = jax.random.split(key)
-    clean, observation, operator = load_problem(config, obs_key)
-    net = build_net(config, observation.shape[-1])
+    problems = []
+    for j, path in enumerate(paths):
+        image_key = obs_key if len(paths) == 1 else jax.random.fold_in(obs_key, j)
+        problems.append(load_problem(config, image_key, path))
+    channels = {p[1].shape[-1] for p in problems}
+    if len(channels) > 1:
+        raise ConfigError(f"the images mix channel counts {sorted(channels)}; restore gray and colour apart")
+    operator = problems[0][2]
+    net = build_net(config, problems[0][1].shape[-1])
     input_config = InputConfig(config.input.kind, config.input.channels, config.input.scale)
+    num_seeds = config.seeds
     logging.info(
-        "restoring a %dx%dx%d image (%s) with %s (%d parameters) for %d steps on %s",
-        *observation.shape, config.image or "skimage astronaut crop", config.net,
-        models.num_params(net, (1, *observation.shape[:2], net.num_input_channels)),
-        fcfg.num_iter, jax.default_backend(),
+        "restoring %d image(s) (%s) x %d seed(s) with %s (%d parameters) for %d steps on %s",
+        len(paths), ", ".join(f"{o.shape[0]}x{o.shape[1]}x{o.shape[2]}" for _, o, _ in problems), num_seeds,
+        config.net, models.num_params(net, (1, 64, 64, net.num_input_channels)), fcfg.num_iter,
+        jax.default_backend(),
     )
     progress = Progress(fcfg.num_iter, config.log_every)
-    result = restore(
-        observation, operator, net, fcfg, fit_key, input_config=input_config, clean=clean, callback=progress
+    cleans = [c for c, _, _ in problems]
+    results = ensemble.fit_images(
+        [o for _, o, _ in problems], operator, net, fcfg, seed_keys(fit_key, num_seeds), input_config=input_config,
+        cleans=None if any(c is None for c in cleans) else cleans, callback=progress,
     )
-    jax.block_until_ready(result.final)
+    jax.block_until_ready([r.finals for r in results])
     seconds = time.perf_counter() - progress.start
 
-    io.save_image(os.path.join(out_dir, "observation.png"), observation)
-    io.save_image(os.path.join(out_dir, "final.png"), result.final)
-    io.save_image(os.path.join(out_dir, "ema.png"), result.ema)
-    if clean is not None:
-        io.save_image(os.path.join(out_dir, "clean.png"), clean)
-    np.savez_compressed(os.path.join(out_dir, "history.npz"), **result.history)
-
-    out = {
+    common = {
         "task": config.task,
-        "image": config.image or f"skimage.data.astronaut (crop {config.default_image_size})",
-        "shape": list(observation.shape),
         "net": config.net,
-        "num_params": models.num_params(net, (1, *observation.shape[:2], net.num_input_channels)),
+        "num_params": models.num_params(net, (1, 64, 64, net.num_input_channels)),
         "num_iter": fcfg.num_iter,
         "seed": config.seed,
+        "seeds": num_seeds,
         "seconds": seconds,
         "seconds_per_iter": progress.seconds_per_iter(),
         "compile_seconds": progress.first[1] - progress.start,
-        "backtracks": int(np.sum(result.history["backtracked"])),
-        "final_loss": float(result.history["loss"][-1]),
     }
     if config.task == "denoise":
-        out["sigma"] = float(config.sigma)
-    if clean is not None:
-        out.update(
-            psnr_input=float(metrics.psnr(observation, clean)),
-            psnr_final=float(metrics.psnr(result.final, clean)),
-            psnr_ema=float(metrics.psnr(result.ema, clean)),
-            ssim_input=float(metrics.ssim(observation, clean)),
-            ssim_final=float(metrics.ssim(result.final, clean)),
-            ssim_ema=float(metrics.ssim(result.ema, clean)),
-            psnr_ema_best=float(np.max(result.history["psnr_ema_clean"])),
-            psnr_ema_best_iteration=int(np.argmax(result.history["psnr_ema_clean"])) + 1,
-        )
-    with open(os.path.join(out_dir, "metrics.json"), "w") as f:
-        json.dump(out, f, indent=2)
+        common["sigma"] = float(config.sigma)
+    rows = []
+    for path, (clean, observation, _), result in zip(paths, problems, results, strict=True):
+        image_dir = out_dir
+        if config.images:
+            image_dir = os.path.join(out_dir, os.path.splitext(os.path.basename(path))[0])
+            os.makedirs(image_dir, exist_ok=True)
+        row = {**common, "image": path or f"skimage.data.astronaut (crop {config.default_image_size})",
+               "shape": list(observation.shape)}
+        row.update(write_outputs(image_dir, config, clean, observation, result, num_seeds))
+        with open(os.path.join(image_dir, "metrics.json"), "w") as f:
+            json.dump(row, f, indent=2)
+        rows.append(row)
+    out = rows[0] if not config.images else {**common, "images": rows}
+    if config.images:
+        with open(os.path.join(out_dir, "metrics.json"), "w") as f:
+            json.dump(out, f, indent=2)
     with open(os.path.join(out_dir, "config.json"), "w") as f:
         f.write(config.to_json_best_effort(indent=2))
     with open(os.path.join(out_dir, "environment.json"), "w") as f:
         json.dump(environment(), f, indent=2)
-    plot_history(os.path.join(out_dir, "psnr.png"), result.history, f"{config.task}: {out['image']}")
-    logging.info("wrote %s: %s", out_dir, json.dumps({k: out[k] for k in out if k.startswith(("psnr", "seconds"))}))
+    for row in rows:
+        logging.info("%s: %s", row["image"], json.dumps({k: row[k] for k in row if k.startswith(("psnr", "seconds"))}))
     return out

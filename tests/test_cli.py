@@ -107,3 +107,33 @@ def test_cli_image_too_small_and_unreadable(tmp_path):
     bad.write_bytes(b"\x89PNG garbage")
     r = cli(f"--image={bad}", f"--out_dir={tmp_path / 'o2'}")
     assert r.returncode != 0 and "cannot read" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_cli_seeds_and_image_folder(tiny_config, tmp_path):
+    from skimage import data
+
+    photo = data.astronaut()
+    folder = tmp_path / "images"
+    folder.mkdir()
+    iio.imwrite(folder / "face.png", photo[120:152, 170:202])
+    iio.imwrite(folder / "wide.png", photo[300:324, 100:140])
+    (folder / "notes.txt").write_text("not an image")
+    out = tmp_path / "out"
+    r = cli(f"--config={tiny_config}", f"--out_dir={out}", f"--images={folder}", "--seeds=2", "--num_iter=6")
+    assert r.returncode == 0, r.stderr[-2000:]
+    summary = json.loads((out / "metrics.json").read_text())
+    assert [os.path.basename(row["image"]) for row in summary["images"]] == ["face.png", "wide.png"]
+    for name, shape in (("face", (32, 32, 3)), ("wide", (24, 40, 3))):
+        d = out / name
+        for f in ("mean.png", "uncertainty.png", "uncertainty.npy", "seed0_ema.png", "seed1_final.png", "ema.png"):
+            assert (d / f).is_file(), (name, f)
+        m = json.loads((d / "metrics.json").read_text())
+        assert m["seeds"] == 2 and m["shape"] == list(shape)
+        assert len(m["psnr_seeds"]) == 2
+        np.testing.assert_allclose(m["psnr_seeds_mean"], np.mean(m["psnr_seeds"]), rtol=1e-6)
+        np.testing.assert_allclose(m["psnr_seeds_std"], np.std(m["psnr_seeds"]), rtol=1e-6)
+        # the uncertainty map is the per-pixel std of the two seeds' averaged outputs (8-bit files)
+        e0 = iio.imread(d / "seed0_ema.png") / 255.0
+        e1 = iio.imread(d / "seed1_ema.png") / 255.0
+        np.testing.assert_allclose(np.load(d / "uncertainty.npy"), np.abs(e0 - e1) / 2, atol=2.5 / 255)
+        np.testing.assert_allclose(m["psnr_ema"], m["psnr_seeds"][0], rtol=1e-6)

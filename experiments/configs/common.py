@@ -13,6 +13,11 @@ def base_config() -> ml_collections.ConfigDict:
     c.observed = False
     c.sigma = 25.0  # noise std on the [0, 255] scale
     c.seed = 0
+    # Seeds fitted together; seed 0 is the single-seed run. With several, the mean image
+    # and a per-pixel uncertainty map are written too (dip_jax.ensemble).
+    c.seeds = 1
+    # A folder: restore every image in it (grouped by shape, one compilation per group).
+    c.images = ""
 
     c.net = "standard"  # a name from dip_jax.models.names()
     c.net_overrides = ml_collections.ConfigDict()

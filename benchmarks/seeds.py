@@ -1,0 +1,85 @@
+r"""Per-seed cost of K seeds fitted together ('vmap') against K single fits ('sequential').
+
+    python -m benchmarks.seeds --size=256 --seeds=1,2,4,8 --steps=3 --out=/tmp/seeds.json
+
+For each K and method: compile time apart (the first step), then the median over
+`--repeats` runs of `--steps` steps, divided by K. Methods alternate within one process so
+that both see the same machine state. Prints a markdown table; JSON to --out.
+"""
+
+import json
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+from absl import app, flags
+
+import dip_jax  # noqa: F401  (the library's XLA defaults, before JAX starts)
+from dip_jax import ensemble, fit, models, operators
+from dip_jax.restore import InputConfig
+
+_SIZE = flags.DEFINE_integer("size", 256, "Square image side.")
+_SEEDS = flags.DEFINE_list("seeds", ["1", "2", "4", "8"], "Numbers of seeds K.")
+_NET = flags.DEFINE_string("net", "standard", "A name from dip_jax.models.names().")
+_STEPS = flags.DEFINE_integer("steps", 3, "Steps per timed run.")
+_REPEATS = flags.DEFINE_integer("repeats", 2, "Timed runs per (K, method).")
+_METHODS = flags.DEFINE_list("methods", ["sequential", "vmap"], "Methods to compare.")
+_OUT = flags.DEFINE_string("out", None, "JSON output path.")
+
+
+def stepper(net, k: int, method: str, size: int):
+    """(state, step function) for k runs, as `ensemble.fit_runs` builds them."""
+    config = fit.step_config(fit.FitConfig(backtrack=True))
+    keys = jnp.stack([jax.random.key(i) for i in range(k)])
+    zs, fit_keys, crop = ensemble.codes(keys, net, size, size, InputConfig("noise", net.num_input_channels))
+    y = jnp.full((k, size, size, net.num_output_channels), 0.5)
+    problem = fit.Problem(net, crop)
+    op = operators.Denoising(25.0)
+    init = jax.jit(jax.vmap(lambda z, key: fit.initial_state(net, z, key, config=config, problem=problem)))
+    state = init(zs, fit_keys)
+    if method == "vmap":
+        one, _, _ = ensemble._vmapped_steps(problem, config, "cpu")
+        return state, lambda s: one(s, zs, y, op, None)
+    single, _, _ = fit.compiled_steps(problem, config, "cpu")
+    states = [jax.tree_util.tree_map(lambda x, i=i: x[i], state) for i in range(k)]
+    step_k = ensemble._sequential(single, k)
+    return states, lambda s: step_k(s, zs, y, op, None)
+
+
+def main(argv):
+    del argv
+    net = models.get(_NET.value)
+    rows = []
+    for k in [int(s) for s in _SEEDS.value]:
+        runs = {}
+        for method in _METHODS.value:
+            state, step = stepper(net, k, method, _SIZE.value)
+            t0 = time.perf_counter()
+            state, m = step(state)
+            jax.block_until_ready(m)
+            runs[method] = {"first": time.perf_counter() - t0, "times": [], "state": state, "step": step}
+        for _ in range(_REPEATS.value):  # alternate the methods
+            for r in runs.values():
+                t0 = time.perf_counter()
+                for _ in range(_STEPS.value):
+                    r["state"], m = r["step"](r["state"])
+                jax.block_until_ready(m)
+                r["times"].append((time.perf_counter() - t0) / _STEPS.value)
+        for method, r in runs.items():
+            med = statistics.median(r["times"])
+            rows.append({"seeds": k, "method": method, "size": _SIZE.value, "net": _NET.value,
+                         "first_step_seconds": r["first"], "seconds_per_iter": med,
+                         "seconds_per_seed_iter": med / k, "spread": [min(r["times"]), max(r["times"])]})
+    print("| K | method | s / iter (all seeds) | s / seed-iter | first step (compile) s |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['seeds']} | {r['method']} | {r['seconds_per_iter']:.3f} | {r['seconds_per_seed_iter']:.3f} "
+              f"| {r['first_step_seconds']:.1f} |")
+    if _OUT.value:
+        with open(_OUT.value, "w") as f:
+            json.dump(rows, f, indent=2)
+
+
+if __name__ == "__main__":
+    app.run(main)

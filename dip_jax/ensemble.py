@@ -1,0 +1,308 @@
+"""Several seeds, and several images, in one call (REFERENCE §5.1: the paper averages runs).
+
+A *run* is one fit: its own key (parameters, code z, perturbations), its observation and
+optionally its clean image. `fit_runs` fits K runs of one shape together; `fit_seeds`
+restores one image with K seeds; `fit_images` restores several images (grouped by shape,
+so each group compiles once) with K seeds each.
+
+Each run is a whole fit of its own: the vmap is over runs, never over the batch axis of one
+network, so each run's BatchNorm sees only its own sample, and seed i behaves as a single
+`restore(..., key=keys[i])`.
+
+How runs are executed is chosen per backend (`method`):
+- 'vmap': `jax.vmap` of the step over runs, the run axis sharded over every device with a
+  1-D mesh (padded to a multiple of the device count). Vmapping over parameters turns each
+  convolution into a grouped convolution; accelerators run those well.
+- 'sequential': one compiled single-run step, called for each run in turn at every
+  iteration. On a one-device CPU this is the fastest: vmapped grouped convolutions ran
+  1.55x slower per seed than sequential steps here (see benchmarks/seeds.py).
+- 'auto': 'sequential' on a CPU with one device, 'vmap' otherwise.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable, Optional, Sequence
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from dip_jax import fit as fit_lib
+from dip_jax.operators.base import Operator
+from dip_jax.restore import DEFAULT_INPUT, InputConfig, make_code
+
+METHODS = ("auto", "vmap", "sequential")
+
+
+@flax.struct.dataclass
+class RunsResult:
+    finals: jax.Array  # (K, H, W, C): each run's last output
+    emas: jax.Array  # (K, H, W, C): each run's averaged output
+    history: dict  # name -> (K, T)
+    state: fit_lib.FitState  # stacked along a leading run axis
+
+
+@flax.struct.dataclass
+class SeedsResult:
+    finals: jax.Array  # (K, H, W, C)
+    emas: jax.Array  # (K, H, W, C)
+    mean: jax.Array  # (H, W, C): the mean over seeds of the averaged outputs
+    std: jax.Array  # (H, W, C): their per-pixel standard deviation, an uncertainty map
+    history: dict  # name -> (K, T)
+    state: fit_lib.FitState
+
+
+def choose_method(method: str, backend: Optional[str] = None, num_devices: Optional[int] = None) -> str:
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
+    if method != "auto":
+        return method
+    backend = backend or jax.default_backend()
+    num_devices = jax.device_count() if num_devices is None else num_devices
+    return "sequential" if backend == "cpu" and num_devices == 1 else "vmap"
+
+
+def _stack(trees):
+    return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *trees)
+
+
+def _sequential(fn: Callable, k: int) -> Callable:
+    """Apply a single-run step to each of k runs in turn; metrics gain a trailing run axis."""
+
+    def step(states, zs, observations, operator, cleans):
+        out = [fn(states[i], zs[i], observations[i], operator, None if cleans is None else cleans[i]) for i in range(k)]
+        new_states = [s for s, _ in out]
+        metrics = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs, axis=-1), *[m for _, m in out])
+        return new_states, metrics
+
+    return step
+
+
+@functools.lru_cache(maxsize=16)
+def _vmapped_steps(problem: fit_lib.Problem, config: fit_lib.FitConfig, backend: Optional[str],
+                   devices: Optional[tuple] = None):
+    """Jitted steps vmapped over runs; chunk metrics come out (n, K) like single-step ones (K,).
+
+    With several devices, each device runs the vmapped step on its own slice of the runs
+    (`shard_map` over a 1-D mesh). Leaving the split to XLA's SPMD partitioner instead fails
+    on this CPU: it splits the grouped convolutions that vmap makes across devices and
+    rejects the result ("output feature dimension ... divisible by feature_group_count").
+    """
+    axes = (0, 0, 0, None, 0)
+    step = functools.partial(fit_lib.train_step, problem=problem, config=config)
+    n = fit_lib.steps_per_call(config, backend)
+    multi = functools.partial(fit_lib.multi_step, problem=problem, config=config, num_steps=n)
+
+    def one_fn(*args):
+        return jax.vmap(step, in_axes=axes)(*args)
+
+    def chunk_fn(*args):
+        states, m = jax.vmap(multi, in_axes=axes)(*args)
+        return states, jax.tree_util.tree_map(lambda x: jnp.moveaxis(x, 0, 1), m)
+
+    if devices is not None:
+        mesh = Mesh(np.array(devices), ("runs",))
+        runs = PartitionSpec("runs")
+        specs = (runs, runs, runs, PartitionSpec(), runs)
+        one_fn = jax.shard_map(one_fn, mesh=mesh, in_specs=specs, out_specs=(runs, runs))
+        chunk_fn = jax.shard_map(chunk_fn, mesh=mesh, in_specs=specs,
+                                 out_specs=(runs, PartitionSpec(None, "runs")))
+    one = jax.jit(one_fn, donate_argnums=0)
+    chunk = jax.jit(chunk_fn, donate_argnums=0) if n > 1 else None
+    return one, chunk, n
+
+
+def _shard(tree, mesh: Mesh):
+    sharding = NamedSharding(mesh, PartitionSpec("runs"))
+    return jax.device_put(tree, sharding)
+
+
+def _pad_runs(tree, k_padded: int):
+    """Repeat the last run until there are k_padded (the extra runs are dropped afterwards)."""
+
+    def pad(x):
+        extra = k_padded - x.shape[0]
+        return x if extra == 0 else jnp.concatenate([x, jnp.repeat(x[-1:], extra, axis=0)])
+
+    return jax.tree_util.tree_map(pad, tree)
+
+
+def fit_runs(
+    net,
+    zs: jax.Array,
+    observations: jax.Array,
+    operator: Operator,
+    config: fit_lib.FitConfig,
+    keys: jax.Array,
+    *,
+    cleans: Optional[jax.Array] = None,
+    crop: Optional[tuple] = None,
+    method: str = "auto",
+    devices: Optional[Sequence] = None,
+    callback: Optional[Callable] = None,
+) -> RunsResult:
+    """Fit K runs of one shape: zs (K, 1, H, W, C), observations (K, ...), keys (K,)."""
+    k = int(keys.shape[0])
+    if zs.shape[0] != k or observations.shape[0] != k or (cleans is not None and cleans.shape[0] != k):
+        raise ValueError("zs, observations, cleans and keys need the same number of runs")
+    devices = list(devices) if devices is not None else jax.devices()
+    method = choose_method(method, devices[0].platform, len(devices))
+    problem = fit_lib.Problem(net, None if crop is None else tuple(crop))
+    zs = jnp.asarray(zs, jnp.float32)
+    observations = jnp.asarray(observations, jnp.float32)
+    cleans = None if cleans is None else jnp.asarray(cleans, jnp.float32)
+    fit_lib.check_shapes(net, problem, zs[0], observations[0], operator, None if cleans is None else cleans[0], keys[0])
+    init = functools.partial(fit_lib.initial_state, net, config=config, problem=problem)
+    render = functools.partial(fit_lib.render_final, problem=problem, config=config)
+    cfg = fit_lib.step_config(config)
+
+    if method == "sequential":
+        one, chunk, n = fit_lib.compiled_steps(problem, cfg, devices[0].platform)
+        init_one = fit_lib.compile_once(init, zs[0], keys[0])
+        states = [init_one(zs[i], keys[i]) for i in range(k)]
+        args = (zs, observations, operator, cleans)
+        one_k, chunk_k = _sequential(one, k), (None if chunk is None else _sequential(chunk, k))
+        states, history = fit_lib.run_loop(one_k, chunk_k, n, states, args, 0, config.num_iter, callback)
+        render_one = fit_lib.compile_once(render, states[0], zs[0])
+        finals = jnp.stack([render_one(states[i], zs[i]) for i in range(k)])
+        state = _stack(states)
+    else:
+        k_padded = -(-k // len(devices)) * len(devices)
+        run_args = _pad_runs((zs, observations, keys, cleans), k_padded)
+        if len(devices) > 1:
+            run_args = _shard(run_args, Mesh(np.array(devices), ("runs",)))
+        zs_p, obs_p, keys_p, cleans_p = run_args
+        init_v, render_v = jax.vmap(init), jax.vmap(render)
+        if len(devices) > 1:  # each device on its own runs, as the steps (see _vmapped_steps)
+            mesh, runs = Mesh(np.array(devices), ("runs",)), PartitionSpec("runs")
+            init_v = jax.shard_map(init_v, mesh=mesh, in_specs=(runs, runs), out_specs=runs)
+            render_v = jax.shard_map(render_v, mesh=mesh, in_specs=(runs, runs), out_specs=runs)
+        state = fit_lib.compile_once(init_v, zs_p, keys_p)(zs_p, keys_p)
+        one, chunk, n = _vmapped_steps(problem, cfg, devices[0].platform,
+                                       tuple(devices) if len(devices) > 1 else None)
+        state, history = fit_lib.run_loop(
+            one, chunk, n, state, (zs_p, obs_p, operator, cleans_p), 0, config.num_iter, callback
+        )
+        finals = fit_lib.compile_once(render_v, state, zs_p)(state, zs_p)[:k]
+        state = jax.tree_util.tree_map(lambda x: x[:k], state)
+        history = {name: v[:, :k] for name, v in history.items()}
+
+    emas = finals if config.ema_decay is None else state.ema
+    history = {name: np.moveaxis(v, 0, 1) for name, v in history.items()}  # (T, K) -> (K, T)
+    return RunsResult(finals=finals, emas=emas, history=history, state=state)
+
+
+def codes(keys: jax.Array, net, height: int, width: int, input_config: InputConfig, input_image=None):
+    """Each seed's code z and fit key, split exactly as `restore` splits a single key."""
+    pairs = [jax.random.split(key) for key in keys]
+    zs, crop = [], None
+    for z_key, _ in pairs:
+        z, crop = make_code(z_key, net, height, width, input_config, input_image)
+        zs.append(z)
+    return jnp.stack(zs), jnp.stack([fit_key for _, fit_key in pairs]), crop
+
+
+def _seeds_result(runs: RunsResult) -> SeedsResult:
+    return SeedsResult(
+        finals=runs.finals,
+        emas=runs.emas,
+        mean=jnp.mean(runs.emas, axis=0),
+        std=jnp.std(runs.emas, axis=0),
+        history=runs.history,
+        state=runs.state,
+    )
+
+
+def fit_seeds(
+    observation: jax.Array,
+    operator: Operator,
+    net,
+    config: fit_lib.FitConfig,
+    keys: jax.Array,
+    *,
+    input_config: InputConfig = DEFAULT_INPUT,
+    input_image: Optional[jax.Array] = None,
+    clean: Optional[jax.Array] = None,
+    method: str = "auto",
+    devices: Optional[Sequence] = None,
+    seeds_per_chunk: Optional[int] = None,
+    callback: Optional[Callable] = None,
+) -> SeedsResult:
+    """`restore(observation, ..., key)` for every key in `keys` (shape (K,)), fitted together.
+
+    `seeds_per_chunk` fits the seeds in groups of that many, one group after another, when
+    K at once does not fit in memory.
+    """
+    return fit_images(
+        [observation], operator, net, config, keys, input_config=input_config, input_image=input_image,
+        cleans=None if clean is None else [clean], method=method, devices=devices,
+        seeds_per_chunk=seeds_per_chunk, callback=callback,
+    )[0]
+
+
+def fit_images(
+    observations: Sequence[jax.Array],
+    operator: Operator,
+    net,
+    config: fit_lib.FitConfig,
+    keys: jax.Array,
+    *,
+    input_config: InputConfig = DEFAULT_INPUT,
+    input_image: Optional[jax.Array] = None,
+    cleans: Optional[Sequence[jax.Array]] = None,
+    method: str = "auto",
+    devices: Optional[Sequence] = None,
+    seeds_per_chunk: Optional[int] = None,
+    callback: Optional[Callable] = None,
+) -> list[SeedsResult]:
+    """Restore each image with every key in `keys`; one `SeedsResult` per image, in order.
+
+    Images are grouped by shape and each group is fitted as images x seeds runs, so a group
+    compiles once. Seed i of every image uses `keys[i]`, so an image's result does not depend
+    on which other images were in the call.
+    """
+    observations = [jnp.asarray(o, jnp.float32) for o in observations]
+    if cleans is not None and len(cleans) != len(observations):
+        raise ValueError(f"{len(cleans)} clean images for {len(observations)} observations")
+    for i, o in enumerate(observations):
+        if o.ndim != 3:
+            raise ValueError(f"observation {i} is not HWC: shape {tuple(o.shape)}")
+        if not bool(jnp.all(jnp.isfinite(o))):
+            raise ValueError(f"observation {i} contains NaN or infinite values")
+    keys = jnp.asarray(keys) if not isinstance(keys, jax.Array) else keys
+    k = int(keys.shape[0])
+    chunk = seeds_per_chunk or k
+    if chunk < 1:
+        raise ValueError(f"seeds_per_chunk must be >= 1, got {seeds_per_chunk}")
+    groups: dict[tuple, list[int]] = {}
+    for i, o in enumerate(observations):
+        groups.setdefault(tuple(o.shape), []).append(i)
+
+    results: list[Optional[SeedsResult]] = [None] * len(observations)
+    for shape, members in groups.items():
+        out_h, out_w, _ = operator.output_shape(shape)
+        zs, fit_keys, crop = codes(keys, net, out_h, out_w, input_config, input_image)
+        per_image: dict[int, list[RunsResult]] = {i: [] for i in members}
+        for start in range(0, k, chunk):
+            sl = slice(start, min(start + chunk, k))
+            kk = sl.stop - sl.start
+            # runs ordered image-major: run (j, s) = image members[j], seed start + s
+            run_z = jnp.concatenate([zs[sl]] * len(members))
+            run_keys = jnp.concatenate([fit_keys[sl]] * len(members))
+            run_obs = jnp.stack([observations[i] for i in members for _ in range(kk)])
+            run_clean = None
+            if cleans is not None:
+                run_clean = jnp.stack([jnp.asarray(cleans[i], jnp.float32) for i in members for _ in range(kk)])
+            runs = fit_runs(net, run_z, run_obs, operator, config, run_keys, cleans=run_clean, crop=crop,
+                            method=method, devices=devices, callback=callback)
+            for j, i in enumerate(members):
+                part = jax.tree_util.tree_map(lambda x, j=j, kk=kk: x[j * kk : (j + 1) * kk], runs)
+                per_image[i].append(part)
+        for i, parts in per_image.items():
+            merged = jax.tree_util.tree_map(lambda *xs: np.concatenate(xs) if isinstance(xs[0], np.ndarray)
+                                            else jnp.concatenate(xs), *parts)
+            results[i] = _seeds_result(merged)
+    return results

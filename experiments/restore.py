@@ -24,6 +24,7 @@ _SIGMA = flags.DEFINE_float("sigma", None, "Noise std on the [0, 255] scale.")
 _NUM_ITER = flags.DEFINE_integer("num_iter", None, "Optimisation steps.")
 _LR = flags.DEFINE_float("lr", None, "Adam learning rate.")
 _SEED = flags.DEFINE_integer("seed", None, "PRNG seed: noise, code, initialisation and perturbations.")
+_NET = flags.DEFINE_string("net", None, "Network name from dip_jax.models.names() (overrides config.net).")
 flags.mark_flag_as_required("out_dir")
 
 
@@ -44,7 +45,7 @@ def main(argv):
     from experiments import restore_lib
 
     config = _CONFIG.value
-    for field, flag in (("task", _TASK), ("image", _IMAGE), ("sigma", _SIGMA), ("seed", _SEED)):
+    for field, flag in (("task", _TASK), ("image", _IMAGE), ("sigma", _SIGMA), ("seed", _SEED), ("net", _NET)):
         if flag.value is not None:
             config[field] = flag.value
     if _NUM_ITER.value is not None:

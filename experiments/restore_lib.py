@@ -51,14 +51,20 @@ def fit_config(config: ml_collections.ConfigDict) -> fit_lib.FitConfig:
     return fit_lib.FitConfig(**config.fit.to_dict())
 
 
-def build_net(config: ml_collections.ConfigDict, image_channels: int):
+# Registry names built by the original's get_net: their output channels are `n_channels`.
+GET_NET_NAMES = ("standard", "text_inpainting", "skip_depth6", "skip_depth4", "skip_depth2")
+# Registry names that build an architecture with its defaults: the code's channels follow `config.input`.
+ARCHITECTURE_NAMES = ("skip", "hourglass", "UNet", "ResNet", "texture_nets", "deep_decoder", "conv_decoder")
+
+
+def build_net(config: ml_collections.ConfigDict, image_channels: int, image_size: Optional[tuple] = None):
+    """The configured net, with its output channels (and a ConvDecoder's output size) from the image."""
     overrides = dict(config.net_overrides.to_dict())
-    if config.net in ("standard", "text_inpainting"):
-        overrides.setdefault("n_channels", image_channels)
-    else:
-        overrides.setdefault("num_output_channels", image_channels)
-    if "num_input_channels" not in overrides and config.net in ("skip", "hourglass"):
+    overrides.setdefault("n_channels" if config.net in GET_NET_NAMES else "num_output_channels", image_channels)
+    if "num_input_channels" not in overrides and config.net in ARCHITECTURE_NAMES:
         overrides["num_input_channels"] = config.input.channels
+    if config.net == "conv_decoder" and image_size is not None:
+        overrides.setdefault("output_size", tuple(image_size))
     net = models.get(config.net, **overrides)
     if config.input.kind == "noise" or config.input.kind == "noise_normal":
         if net.num_input_channels != config.input.channels:
@@ -180,7 +186,8 @@ def run(config: ml_collections.ConfigDict, out_dir: str, overwrite: bool = False
     key = jax.random.key(config.seed)
     obs_key, fit_key = jax.random.split(key)
     clean, observation, operator = load_problem(config, obs_key)
-    net = build_net(config, observation.shape[-1])
+    out_h, out_w, out_c = operator.output_shape(observation.shape)
+    net = build_net(config, out_c, (out_h, out_w))
     input_config = InputConfig(config.input.kind, config.input.channels, config.input.scale)
     logging.info(
         "restoring a %dx%dx%d image (%s) with %s (%d parameters) for %d steps on %s",

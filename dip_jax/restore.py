@@ -5,6 +5,9 @@ The original centre-crops images to a multiple of 32 or 64 and so loses border p
 the *code* z is made at the next multiple and the net's output is cropped back to the
 image's size before the operator sees it, so every pixel of the image is restored and the
 loss counts each pixel once.
+
+What each architecture needs comes from `models.size_multiple`, `models.min_input_size` and
+`models.code_size` (the decoders take a code smaller than the image they make).
 """
 
 from __future__ import annotations

@@ -274,9 +274,11 @@ def test_restore_errors_name_the_architecture():
 
 def test_conv_decoder_sizes_grow_geometrically():
     # 8 -> 512 over 6 resampling steps: a factor of 2 per layer (ceil absorbs float error upwards)
-    sizes = decoders.hidden_sizes((8, 4), (512, 256), 7)
-    assert [s[0] for s in sizes] in ([16, 32, 64, 128, 256, 512], [17, 33, 65, 129, 257, 512])
-    assert sizes[-1] == (512, 256) and len(sizes) == 6
+    # 8x4 -> 512x256 over 6 resampling layers: a factor of 2 per layer
+    assert decoders.hidden_sizes((8, 4), (512, 256), 7) == [(16, 8), (32, 16), (64, 32), (128, 64), (256, 128),
+                                                           (512, 256)]
+    # 16 -> 37: factor 1.3228 per layer, 21.2 -> 22 and 28.0 -> 28; 16 -> 51: 1.4720, 23.6 -> 24 and 34.7 -> 35
+    assert decoders.hidden_sizes((16, 16), (37, 51), 4) == [(22, 24), (28, 35), (37, 51)]
     assert decoders.hidden_sizes((16, 16), (37, 51), 2) == [(37, 51)]
     sizes = decoders.hidden_sizes((10, 10), (1000, 10), 3)
     assert sizes == [(100, 10), (1000, 10)]

@@ -5,6 +5,9 @@ The original centre-crops images to a multiple of 32 or 64 and so loses border p
 the *code* z is made at the next multiple and the net's output is cropped back to the
 image's size before the operator sees it, so every pixel of the image is restored and the
 loss counts each pixel once.
+
+What each architecture needs comes from `models.size_multiple`, `models.min_input_size` and
+`models.code_size` (the decoders take a code smaller than the image they make).
 """
 
 from __future__ import annotations
@@ -38,21 +41,27 @@ def padded_geometry(net, height: int, width: int) -> tuple[int, int, tuple]:
     ph, pw, top, left = io.padded_window(height, width, multiple)
     smallest = models.min_input_size(net)
     if min(ph, pw) < smallest:
+        levels = getattr(net, "num_levels", None)
+        what = f"the net's {levels} levels" if levels else f"this {type(net).__name__}"
         raise ValueError(
-            f"the image ({height}x{width}) is too small for the net's {net.num_levels} levels: "
-            f"each side must be at least {smallest} pixels"
+            f"the image ({height}x{width}) is too small for {what}: each side must be at least {smallest} pixels"
         )
     crop = None if (ph, pw) == (height, width) else (top, left, height, width)
     return ph, pw, crop
 
 
 def make_code(key: jax.Array, net, height: int, width: int, input_config: InputConfig, image=None):
-    """The code z at the padded size, and the crop that brings the output back."""
+    """The code z for the padded size (the net's `models.code_size`), and the crop that brings the output back."""
     ph, pw, crop = padded_geometry(net, height, width)
+    code_h, code_w = models.code_size(net, ph, pw)
+    if input_config.kind == "image" and (code_h, code_w) != (ph, pw):
+        raise ValueError(
+            f"an image code needs a net whose code has the image's size; {type(net).__name__}'s is {code_h}x{code_w}"
+        )
     if input_config.kind == "image" and image is not None and crop is not None:
         (top, left, h, w) = crop
         image = jnp.pad(jnp.asarray(image), ((top, ph - h - top), (left, pw - w - left), (0, 0)), mode="reflect")
-    z = inputs.make(key, input_config.kind, ph, pw, input_config.channels, input_config.scale, image)
+    z = inputs.make(key, input_config.kind, code_h, code_w, input_config.channels, input_config.scale, image)
     if z.shape[-1] != net.num_input_channels:
         raise ValueError(f"the code has {z.shape[-1]} channels but the net takes {net.num_input_channels}")
     return z, crop

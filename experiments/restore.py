@@ -26,6 +26,7 @@ _LR = flags.DEFINE_float("lr", None, "Adam learning rate.")
 _SEED = flags.DEFINE_integer("seed", None, "PRNG seed: noise, code, initialisation and perturbations.")
 _SEEDS = flags.DEFINE_integer("seeds", None, "Seeds fitted together; writes their mean and an uncertainty map.")
 _IMAGES = flags.DEFINE_string("images", None, "A folder: restore every image in it (one subfolder each).")
+_NET = flags.DEFINE_string("net", None, "Network name from dip_jax.models.names() (overrides config.net).")
 flags.mark_flag_as_required("out_dir")
 
 
@@ -47,7 +48,7 @@ def main(argv):
 
     config = _CONFIG.value
     overrides = (("task", _TASK), ("image", _IMAGE), ("sigma", _SIGMA), ("seed", _SEED), ("seeds", _SEEDS),
-                 ("images", _IMAGES))
+                 ("images", _IMAGES), ("net", _NET))
     for field, flag in overrides:
         if flag.value is not None:
             config[field] = flag.value

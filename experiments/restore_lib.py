@@ -22,7 +22,7 @@ from absl import logging
 import dip_jax
 from dip_jax import ensemble, io, metrics, models, operators
 from dip_jax import fit as fit_lib
-from dip_jax.restore import InputConfig
+from dip_jax.restore import InputConfig, padded_geometry
 
 TASKS = ("denoise",)
 MAX_NUM_ITER = 1_000_000
@@ -55,14 +55,20 @@ def fit_config(config: ml_collections.ConfigDict) -> fit_lib.FitConfig:
     return fit_lib.FitConfig(**config.fit.to_dict())
 
 
-def build_net(config: ml_collections.ConfigDict, image_channels: int):
+# Registry names built by the original's get_net: their output channels are `n_channels`.
+GET_NET_NAMES = ("standard", "text_inpainting", "skip_depth6", "skip_depth4", "skip_depth2")
+# Registry names that build an architecture with its defaults: the code's channels follow `config.input`.
+ARCHITECTURE_NAMES = ("skip", "hourglass", "UNet", "ResNet", "texture_nets", "deep_decoder", "conv_decoder")
+
+
+def build_net(config: ml_collections.ConfigDict, image_channels: int, image_size: Optional[tuple] = None):
+    """The configured net, with its output channels (and a ConvDecoder's output size) from the image."""
     overrides = dict(config.net_overrides.to_dict())
-    if config.net in ("standard", "text_inpainting"):
-        overrides.setdefault("n_channels", image_channels)
-    else:
-        overrides.setdefault("num_output_channels", image_channels)
-    if "num_input_channels" not in overrides and config.net in ("skip", "hourglass"):
+    overrides.setdefault("n_channels" if config.net in GET_NET_NAMES else "num_output_channels", image_channels)
+    if "num_input_channels" not in overrides and config.net in ARCHITECTURE_NAMES:
         overrides["num_input_channels"] = config.input.channels
+    if config.net == "conv_decoder" and image_size is not None:
+        overrides.setdefault("output_size", tuple(image_size))
     net = models.get(config.net, **overrides)
     if config.input.kind == "noise" or config.input.kind == "noise_normal":
         if net.num_input_channels != config.input.channels:
@@ -260,13 +266,18 @@ def run(config: ml_collections.ConfigDict, out_dir: str, overwrite: bool = False
     if len(channels) > 1:
         raise ConfigError(f"the images mix channel counts {sorted(channels)}; restore gray and colour apart")
     operator = problems[0][2]
-    net = build_net(config, problems[0][1].shape[-1])
+    out_h, out_w, out_c = operator.output_shape(problems[0][1].shape)
+    if config.net == "conv_decoder" and len({p[1].shape for p in problems}) > 1:
+        raise ConfigError("conv_decoder makes one output size: restore a folder of one image size with it")
+    net = build_net(config, out_c, (out_h, out_w))
+    code_h, code_w = models.code_size(net, *padded_geometry(net, out_h, out_w)[:2])
+    num_params = models.num_params(net, (1, code_h, code_w, net.num_input_channels))
     input_config = InputConfig(config.input.kind, config.input.channels, config.input.scale)
     num_seeds = config.seeds
     logging.info(
         "restoring %d image(s) (%s) x %d seed(s) with %s (%d parameters) for %d steps on %s",
         len(paths), ", ".join(f"{o.shape[0]}x{o.shape[1]}x{o.shape[2]}" for _, o, _ in problems), num_seeds,
-        config.net, models.num_params(net, (1, 64, 64, net.num_input_channels)), fcfg.num_iter,
+        config.net, num_params, fcfg.num_iter,
         jax.default_backend(),
     )
     progress = Progress(fcfg.num_iter, config.log_every)
@@ -281,7 +292,7 @@ def run(config: ml_collections.ConfigDict, out_dir: str, overwrite: bool = False
     common = {
         "task": config.task,
         "net": config.net,
-        "num_params": models.num_params(net, (1, 64, 64, net.num_input_channels)),
+        "num_params": num_params,
         "num_iter": fcfg.num_iter,
         "seed": config.seed,
         "seeds": num_seeds,

@@ -1,4 +1,11 @@
-"""Networks: the `skip` family and a factory for the original's named configurations."""
+"""Networks: the original's architectures, two under-parameterised decoders, and a registry.
+
+`get(name, **overrides)` builds a network by name (`names()` lists them). Every network is a
+Linen module called on z (1, H, W, C) with `num_input_channels` and `num_output_channels`
+attributes. What sizes it accepts is answered per architecture by `size_multiple(net)`,
+`min_input_size(net)` and `code_size(net, height, width)` (single-dispatch functions: a new
+architecture registers its own).
+"""
 
 from __future__ import annotations
 
@@ -8,13 +15,30 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from dip_jax.models.layers import BatchNorm, Conv, concat_crop, downsample, upsample
-from dip_jax.models.skip import Skip, level_sizes, min_input_size, size_multiple
+from dip_jax.models import decoders as _decoders
+from dip_jax.models import resnet as _resnet
+from dip_jax.models import skip as _skip
+from dip_jax.models import texture_nets as _texture_nets
+from dip_jax.models import unet as _unet
+from dip_jax.models.decoders import ConvDecoder, DeepDecoder
+from dip_jax.models.layers import BatchNorm, Conv, ConvTranspose, InstanceNorm, concat_crop, downsample, upsample
+from dip_jax.models.resnet import ResNet
+from dip_jax.models.skip import Skip, level_sizes
+from dip_jax.models.texture_nets import TextureNets
+from dip_jax.models.unet import UNet
 
 __all__ = [
     "BatchNorm",
     "Conv",
+    "ConvDecoder",
+    "ConvTranspose",
+    "DeepDecoder",
+    "InstanceNorm",
+    "ResNet",
     "Skip",
+    "TextureNets",
+    "UNet",
+    "code_size",
     "concat_crop",
     "downsample",
     "get",
@@ -30,9 +54,49 @@ __all__ = [
 ]
 
 
+@functools.singledispatch
+def size_multiple(net: nn.Module) -> int:
+    """What the output's H and W must be divisible by for the net to make exactly that size."""
+    raise TypeError(f"no size rule for {type(net).__name__}; register one with models.size_multiple.register")
+
+
+@functools.singledispatch
+def min_input_size(net: nn.Module) -> int:
+    """The smallest output side the net handles (its coarsest features keep 2 pixels)."""
+    raise TypeError(f"no size rule for {type(net).__name__}; register one with models.min_input_size.register")
+
+
+@functools.singledispatch
+def code_size(net: nn.Module, height: int, width: int) -> tuple[int, int]:
+    """The spatial size of the code z for an output of height x width.
+
+    The image's own size for encoder-decoders; smaller for the decoders, which upsample.
+    """
+    return height, width
+
+
+for _cls, _multiple, _smallest in (
+    (Skip, _skip.size_multiple, _skip.min_input_size),
+    (UNet, _unet.size_multiple, _unet.min_input_size),
+    (ResNet, _resnet.size_multiple, _resnet.min_input_size),
+    (TextureNets, _texture_nets.size_multiple, _texture_nets.min_input_size),
+    (DeepDecoder, _decoders.deep_decoder_size_multiple, _decoders.deep_decoder_min_input_size),
+    (ConvDecoder, _decoders.conv_decoder_size_multiple, _decoders.conv_decoder_min_input_size),
+):
+    size_multiple.register(_cls, _multiple)
+    min_input_size.register(_cls, _smallest)
+code_size.register(DeepDecoder, _decoders.deep_decoder_code_size)
+code_size.register(ConvDecoder, _decoders.conv_decoder_code_size)
+
+
+def _hashable(kwargs: dict) -> dict:
+    """Lists to tuples: modules must hash (compiled steps are cached on them)."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
+
+
 def skip(**kwargs) -> Skip:
     """`models.skip(...)` of the original with its defaults; see `Skip` for the arguments."""
-    return Skip(**{k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()})
+    return Skip(**_hashable(kwargs))
 
 
 def hourglass(num_channels_down=(16, 32, 64, 128, 128), num_channels_up=None, **kwargs) -> Skip:
@@ -59,11 +123,12 @@ def get_net(
     num_scales: int = 5,
     downsample_mode: str = "stride",
     **kwargs,
-) -> Skip:
-    """The original's `get_net` for the skip family (REFERENCE §1.3).
+) -> nn.Module:
+    """The original's `get_net` (REFERENCE §1.3).
 
     `get_net(32, 'skip', 'reflection', 'bilinear')` is the standard DIP net (2,217,831
-    parameters). `net_type` may also name a library-figure depth: skip_depth6/4/2.
+    parameters). `net_type` may also name a library-figure depth: skip_depth6/4/2, or
+    'UNet', 'ResNet' (what the original's broken call meant) and 'texture_nets'.
     """
 
     def levels(v):
@@ -98,7 +163,39 @@ def get_net(
             act_fun=act_fun,
             **kwargs,
         )
-    raise ValueError(f"unknown net_type {net_type!r}; expected 'skip' or one of {sorted(_LIBRARY_DEPTHS)}")
+    if net_type == "UNet":
+        return UNet(
+            num_input_channels=input_depth,
+            num_output_channels=3,
+            feature_scale=4,
+            more_layers=0,
+            concat_x=False,
+            upsample_mode=upsample_mode,
+            pad=pad,
+            norm_layer="batch",
+            need_sigmoid=True,
+            need_bias=True,
+            **kwargs,
+        )
+    if net_type == "texture_nets":
+        return TextureNets(num_input_channels=input_depth, ratios=(32, 16, 8, 4, 2, 1), pad=pad, **kwargs)
+    if net_type == "ResNet":
+        # The original's positional call ResNet(input_depth, 3, 10, 16, 1, nn.BatchNorm2d, False) puts
+        # BatchNorm2d into the act_fun slot and fails; this is what it meant.
+        return ResNet(
+            num_input_channels=input_depth,
+            num_output_channels=3,
+            num_blocks=10,
+            num_channels=16,
+            need_residual=True,
+            norm_layer="batch",
+            need_sigmoid=False,
+            **kwargs,
+        )
+    raise ValueError(
+        f"unknown net_type {net_type!r}; expected 'skip', 'UNet', 'ResNet', 'texture_nets' or one of "
+        f"{sorted(_LIBRARY_DEPTHS)}"
+    )
 
 
 _LIBRARY_DEPTHS = {"skip_depth6": 6, "skip_depth4": 4, "skip_depth2": 2}
@@ -131,6 +228,29 @@ _NAMED = {
         **kw,
     ),
     **{name: functools.partial(get_net, 1, name, "reflection") for name in _LIBRARY_DEPTHS},
+    # The architectures with the original's defaults (ResNet's widths: the library figure's).
+    "UNet": lambda **kw: UNet(**_hashable(kw)),
+    "ResNet": lambda **kw: ResNet(**_hashable(kw)),
+    "texture_nets": lambda **kw: TextureNets(**_hashable(kw)),
+    "deep_decoder": lambda **kw: DeepDecoder(**_hashable(kw)),
+    "conv_decoder": lambda **kw: ConvDecoder(**_hashable(kw)),
+    # The library figure's UNet and ResNet (Fig. 8; REFERENCE §1.8, §3.2), 1-channel code.
+    "library_unet": lambda **kw: UNet(
+        **{
+            **dict(
+                num_input_channels=1,
+                feature_scale=8,
+                more_layers=1,
+                upsample_mode="deconv",
+                pad="zero",
+                norm_layer="instance",
+            ),
+            **_hashable(kw),
+        }
+    ),
+    "library_resnet": lambda **kw: ResNet(
+        **{**dict(num_input_channels=1, num_blocks=8, num_channels=32), **_hashable(kw)}
+    ),
 }
 
 

@@ -7,7 +7,9 @@ Numerical choices that decide equivalence with the PyTorch original:
   XLA pads asymmetrically at stride 2 and would shift the grid);
 - reflection padding is numpy's 'reflect' (the edge pixel is not repeated);
 - BatchNorm always normalises with the current sample's statistics (the original never
-  leaves train mode, batch of one), so no running averages exist here at all.
+  leaves train mode, batch of one), so no running averages exist here at all;
+- transposed convs (UNet's 'deconv') use PyTorch >= 1.0's init, whose fan_in comes from the
+  weight's second dimension, i.e. the *output* channels (REFERENCE §1.9).
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from dip_jax import kernels
 PAD_MODES = ("zero", "reflection")
 DOWNSAMPLE_MODES = ("stride", "avg", "max", "lanczos2", "lanczos3")
 UPSAMPLE_MODES = ("nearest", "bilinear")
-ACTIVATIONS = ("LeakyReLU", "Swish", "ELU", "none")
+ACTIVATIONS = ("LeakyReLU", "ReLU", "Swish", "ELU", "none")
 BN_SCALE_INITS = ("ones", "uniform")
+NORMALIZATIONS = ("batch", "instance", "none")
 
 
 def torch_uniform_init(fan_in: int) -> Callable:
@@ -47,6 +50,7 @@ def activation(name: str) -> Callable[[jax.Array], jax.Array]:
     _check_choice("act_fun", name, ACTIVATIONS)
     return {
         "LeakyReLU": lambda x: nn.leaky_relu(x, negative_slope=0.2),
+        "ReLU": nn.relu,  # UNet's blocks and the decoders (the original passes nn.ReLU itself)
         "Swish": nn.swish,
         "ELU": nn.elu,
         "none": lambda x: x,
@@ -89,6 +93,42 @@ class Conv(nn.Module):
         if self.stride != 1 and self.downsample_mode != "stride":
             x = downsample(x, self.downsample_mode, self.stride)
         return x
+
+
+class ConvTranspose(nn.Module):
+    """`nn.ConvTranspose2d(in, features, k, stride, padding)` with PyTorch >= 1.0's init.
+
+    PyTorch stores the weight as (in, out, k, k) and takes fan_in from its second dimension,
+    so the bound is 1/sqrt(features * k * k), for the weight and the bias alike (PyTorch 0.4
+    used in * k * k; REFERENCE §1.9). Output size: stride * (n - 1) + k - 2 * padding.
+    """
+
+    features: int
+    kernel_size: int = 4
+    stride: int = 2
+    padding: int = 1
+    use_bias: bool = True
+
+    @nn.compact
+    def __call__(self, x):
+        k, s, p = self.kernel_size, self.stride, self.padding
+        if not 0 <= p <= k - 1:
+            raise ValueError(f"padding must be in [0, kernel_size - 1], got {p}")
+        init = torch_uniform_init(self.features * k * k)
+        kernel = self.param("kernel", init, (k, k, x.shape[-1], self.features), jnp.float32)
+        # A transposed conv is a conv of the input dilated by the stride (zeros in between),
+        # padded by k - 1 - p, with the spatially flipped kernel.
+        y = jax.lax.conv_general_dilated(
+            x,
+            kernel[::-1, ::-1],
+            window_strides=(1, 1),
+            padding=((k - 1 - p, k - 1 - p), (k - 1 - p, k - 1 - p)),
+            lhs_dilation=(s, s),
+            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        )
+        if self.use_bias:
+            y = y + self.param("bias", init, (self.features,), jnp.float32)
+        return y
 
 
 def downsample(x: jax.Array, mode: str, factor: int) -> jax.Array:
@@ -138,6 +178,23 @@ def upsample(x: jax.Array, mode: str, factor: int = 2) -> jax.Array:
     return jax.image.resize(x, (n, h * factor, w * factor, c), method="linear", antialias=False)
 
 
+def resize(x: jax.Array, size: tuple[int, int], mode: str) -> jax.Array:
+    """`nn.Upsample(size=(H, W))`: resampling to an explicit size (the ConvDecoder's layers).
+
+    'nearest' is PyTorch's: output pixel i reads input floor(i * in / out) (not the
+    half-pixel rule of `jax.image.resize`, which differs at non-integer factors).
+    'bilinear' is `align_corners=False`, as in `upsample`.
+    """
+    _check_choice("upsample_mode", mode, UPSAMPLE_MODES)
+    n, h, w, c = x.shape
+    out_h, out_w = size
+    if mode == "nearest":
+        rows = np.minimum(np.floor(np.arange(out_h) * (h / out_h)).astype(np.int32), h - 1)
+        cols = np.minimum(np.floor(np.arange(out_w) * (w / out_w)).astype(np.int32), w - 1)
+        return x[:, rows][:, :, cols]
+    return jax.image.resize(x, (n, out_h, out_w, c), method="linear", antialias=False)
+
+
 def concat_crop(xs: Sequence[jax.Array]) -> jax.Array:
     """`common.Concat`: centre-crop to the smallest H and W (offset rounds down), then concat."""
     h = min(x.shape[1] for x in xs)
@@ -148,6 +205,15 @@ def concat_crop(xs: Sequence[jax.Array]) -> jax.Array:
         dw = (x.shape[2] - w) // 2
         cropped.append(x[:, dh : dh + h, dw : dw + w, :])
     return jnp.concatenate(cropped, axis=-1)
+
+
+def _affine(module: nn.Module, channels: int, scale_init: str):
+    """The per-channel (gamma, beta) of a norm layer; gamma per `scale_init`, beta 0."""
+    _check_choice("bn_scale_init", scale_init, BN_SCALE_INITS)
+    init = nn.initializers.ones if scale_init == "ones" else nn.initializers.uniform(1.0)
+    scale = module.param("scale", init, (channels,), jnp.float32)
+    bias = module.param("bias", nn.initializers.zeros, (channels,), jnp.float32)
+    return scale, bias
 
 
 class BatchNorm(nn.Module):
@@ -162,12 +228,43 @@ class BatchNorm(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        _check_choice("bn_scale_init", self.scale_init, BN_SCALE_INITS)
-        c = x.shape[-1]
-        init = nn.initializers.ones if self.scale_init == "ones" else nn.initializers.uniform(1.0)
-        scale = self.param("scale", init, (c,), jnp.float32)
-        bias = self.param("bias", nn.initializers.zeros, (c,), jnp.float32)
+        scale, bias = _affine(self, x.shape[-1], self.scale_init)
         mean = jnp.mean(x, axis=(0, 1, 2))
         var = jnp.mean(jnp.square(x - mean), axis=(0, 1, 2))
         inv = scale * jax.lax.rsqrt(var + self.epsilon)
         return x * inv + (bias - mean * inv)
+
+
+class InstanceNorm(nn.Module):
+    """`InstanceNorm2d`: each sample's channels by their own spatial mean and biased variance.
+
+    With a batch of one this is the train-mode BatchNorm above. PyTorch's default has no
+    affine parameters (UNet uses it so); ResNet's blocks ask for `affine=True`.
+    """
+
+    affine: bool = False
+    scale_init: str = "ones"
+    epsilon: float = 1e-5
+
+    @nn.compact
+    def __call__(self, x):
+        mean = jnp.mean(x, axis=(1, 2), keepdims=True)
+        var = jnp.mean(jnp.square(x - mean), axis=(1, 2), keepdims=True)
+        x = (x - mean) * jax.lax.rsqrt(var + self.epsilon)
+        if self.affine:
+            scale, bias = _affine(self, x.shape[-1], self.scale_init)
+            x = x * scale + bias
+        return x
+
+
+def normalization(kind: str, scale_init: str = "ones", affine: bool = True) -> Callable[[jax.Array], jax.Array]:
+    """A fresh norm layer by name: 'batch', 'instance' (affine only if asked) or 'none'.
+
+    Call it inside a compact method: each call creates a new submodule.
+    """
+    _check_choice("norm_layer", kind, NORMALIZATIONS)
+    if kind == "batch":
+        return BatchNorm(scale_init)
+    if kind == "instance":
+        return InstanceNorm(affine=affine, scale_init=scale_init)
+    return lambda x: x

@@ -4,6 +4,7 @@ Parameter counts are checked against REFERENCE §1.8 where the original builds, 
 layer-by-layer arithmetic written out here independently of the modules.
 """
 
+import functools
 import os
 import subprocess
 import sys
@@ -288,19 +289,33 @@ def test_conv_decoder_sizes_grow_geometrically():
 # The new layers, against independent numpy computations.
 
 
-def test_conv_transpose_matches_the_scatter_definition_and_pytorch_init():
+def scatter_conv_transpose(x, w, s, p):
+    """PyTorch's definition: input pixel i adds x[i] * w[t] to output s * i - p + t."""
+    n, h, width, _ = x.shape
+    k = w.shape[0]
+    full = np.zeros((n, s * (h - 1) + k, s * (width - 1) + k, w.shape[-1]))
+    for i in range(h):
+        for j in range(width):
+            full[:, s * i : s * i + k, s * j : s * j + k] += np.einsum("nc,klco->nklo", x[:, i, j], w)
+    return full[:, p : p + s * (h - 1) + k - 2 * p, p : p + s * (width - 1) + k - 2 * p]
+
+
+@pytest.mark.parametrize("k,s,p", [(4, 2, 1), (3, 2, 0), (5, 3, 2), (3, 2, 1), (2, 3, 0), (1, 2, 0), (3, 1, 1)])
+def test_conv_transpose_matches_the_scatter_definition(k, s, p):
+    rng = np.random.default_rng(k * 100 + s * 10 + p)
+    x, w = rng.normal(size=(1, 3, 5, 2)), rng.normal(size=(k, k, 2, 3))
+    y = run_once(functools.partial(layers.conv_transpose, stride=s, padding=p), jnp.asarray(x, jnp.float32),
+                 jnp.asarray(w, jnp.float32))
+    np.testing.assert_allclose(np.asarray(y), scatter_conv_transpose(x, w, s, p), rtol=1e-5, atol=1e-5)
+
+
+def test_conv_transpose_layer_has_bias_and_pytorch_init():
     x = jax.random.normal(jax.random.key(0), (1, 3, 5, 6))
     layer = layers.ConvTranspose(4, kernel_size=4, stride=2, padding=1)
     variables = run_once(layer.init, jax.random.key(1), x)
     y = np.asarray(run_once(layer.apply, variables, x))
     w, b = np.asarray(variables["params"]["kernel"]), np.asarray(variables["params"]["bias"])
-    # PyTorch's definition: input pixel i adds x[i] * w[t] to output s * i - p + t
-    full = np.zeros((1, 2 * 2 + 4, 2 * 4 + 4, 4))
-    xn = np.asarray(x)
-    for i in range(3):
-        for j in range(5):
-            full[0, 2 * i : 2 * i + 4, 2 * j : 2 * j + 4] += np.einsum("c,klco->klo", xn[0, i, j], w)
-    np.testing.assert_allclose(y, full[:, 1:-1, 1:-1] + b, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(y, scatter_conv_transpose(np.asarray(x), w, 2, 1) + b, rtol=1e-5, atol=1e-5)
     chex.assert_shape(y, (1, 6, 10, 4))
 
     # PyTorch >= 1.0: fan_in from the weight's second dim (out channels): bound 1/sqrt(out * k * k)

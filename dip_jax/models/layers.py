@@ -116,19 +116,66 @@ class ConvTranspose(nn.Module):
             raise ValueError(f"padding must be in [0, kernel_size - 1], got {p}")
         init = torch_uniform_init(self.features * k * k)
         kernel = self.param("kernel", init, (k, k, x.shape[-1], self.features), jnp.float32)
-        # A transposed conv is a conv of the input dilated by the stride (zeros in between),
-        # padded by k - 1 - p, with the spatially flipped kernel.
-        y = jax.lax.conv_general_dilated(
-            x,
-            kernel[::-1, ::-1],
-            window_strides=(1, 1),
-            padding=((k - 1 - p, k - 1 - p), (k - 1 - p, k - 1 - p)),
-            lhs_dilation=(s, s),
-            dimension_numbers=("NHWC", "HWIO", "NHWC"),
-        )
+        y = conv_transpose(x, kernel, s, p)
         if self.use_bias:
             y = y + self.param("bias", init, (self.features,), jnp.float32)
         return y
+
+
+def _phase_plan(size: int, kernel_size: int, stride: int, padding: int) -> list[tuple]:
+    """Per output phase a (outputs s*m + a) along one axis: (kernel taps, pad low, pad high, length).
+
+    Output s*m + a receives x[i] * w[t] for t = a + p - s*(i - m), so only taps t = t0 + s*j
+    with t0 = (a + p) mod s reach it, from inputs i = m + c - j, c = (a + p - t0) / s: an
+    ordinary correlation with the reversed taps over x padded by J - 1 - c at the start.
+    """
+    out_size = stride * (size - 1) + kernel_size - 2 * padding
+    plan = []
+    for a in range(stride):
+        t0 = (a + padding) % stride
+        taps = list(range(t0, kernel_size, stride))
+        c = (a + padding - t0) // stride
+        length = -(-(out_size - a) // stride)
+        low = len(taps) - 1 - c
+        high = length - size - low + len(taps) - 1
+        plan.append((taps[::-1], low, high, length))
+    return plan
+
+
+def conv_transpose(x: jax.Array, kernel: jax.Array, stride: int, padding: int) -> jax.Array:
+    """PyTorch's conv_transpose2d (kernel (k, k, in, out)), as stride^2 ordinary convs, interleaved.
+
+    Each output phase (outputs s*m + a, s*n + b) is a plain stride-1 conv of the input with a
+    subset of the kernel's taps. The textbook form, a conv of the input dilated by the stride
+    (`lax.conv_transpose`), computes the same, but XLA's CPU backend ran it 17x slower
+    (forward and backward, 88x56x128 -> 64 channels, k 4, stride 2).
+    """
+    n, h, w, _ = x.shape
+    k = kernel.shape[0]
+    features = kernel.shape[-1]
+    rows_plan = _phase_plan(h, k, stride, padding)
+    cols_plan = _phase_plan(w, k, stride, padding)
+    rows_len, cols_len = rows_plan[0][3], cols_plan[0][3]  # phase 0 is the longest
+    phases = []
+    for taps_r, low_r, high_r, len_r in rows_plan:
+        row = []
+        for taps_c, low_c, high_c, len_c in cols_plan:
+            if not taps_r or not taps_c:  # no tap reaches this phase (kernel smaller than stride)
+                y = jnp.zeros((n, len_r, len_c, features), x.dtype)
+            else:
+                # lax.pad crops where a pad is negative
+                config = ((0, 0, 0), (low_r, high_r, 0), (low_c, high_c, 0), (0, 0, 0))
+                xp = jax.lax.pad(x, jnp.zeros((), x.dtype), config)
+                sub = kernel[np.array(taps_r)][:, np.array(taps_c)]
+                y = jax.lax.conv_general_dilated(
+                    xp, sub, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC")
+                )
+            row.append(jnp.pad(y, ((0, 0), (0, rows_len - len_r), (0, cols_len - len_c), (0, 0))))
+        phases.append(jnp.stack(row, axis=3))  # (n, rows, cols, s, features)
+    y = jnp.stack(phases, axis=2)  # (n, rows, s, cols, s, features)
+    y = y.reshape(n, rows_len * stride, cols_len * stride, features)
+    out_h, out_w = stride * (h - 1) + k - 2 * padding, stride * (w - 1) + k - 2 * padding
+    return y[:, :out_h, :out_w]
 
 
 def downsample(x: jax.Array, mode: str, factor: int) -> jax.Array:

@@ -1,19 +1,24 @@
-r"""Seconds per DIP iteration of a network on this machine.
+r"""Seconds per DIP iteration of a network on this machine, and how close it runs to the peak.
 
-    python -m benchmarks.speed --sizes=256,512 --steps=5 --out=/tmp/speed.json
+    python -m benchmarks.speed --sizes=256,512 --steps=4 --repeats=3 --out=/tmp/speed.json
 
-For each size: compile time (reported apart), then `--repeats` timed runs of `--steps`
-jitted steps each after one warm-up step; the median and the spread (min, max) of the
-per-step time over the runs. A row per size goes to stdout as a markdown table and to
-`--out` as JSON.
+For each size: the first step (compilation included) apart, then `--repeats` timed runs of
+`--steps` jitted steps each; the median and the spread (min, max) of the per-step time.
+GFLOP per iteration is counted from the step's own convolutions (forward, input gradient
+and weight gradient, read off its jaxpr), and the achieved GFLOP/s is compared with an fp32
+matmul peak measured in the same run. Peak memory is the process's maximum resident size.
+A row per size goes to stdout as a markdown table and to `--out` as JSON.
 """
 
 import json
+import resource
 import statistics
 import time
 
 import jax
+import jax.extend.core
 import jax.numpy as jnp
+import numpy as np
 from absl import app, flags
 
 import dip_jax  # noqa: F401  (the library's XLA defaults, before JAX starts)
@@ -26,14 +31,44 @@ _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed runs per size.")
 _OUT = flags.DEFINE_string("out", None, "JSON output path.")
 
 
-def time_size(net, size: int, steps: int, repeats: int) -> dict:
-    channels = net.num_input_channels
-    z = inputs.noise(jax.random.key(0), size, size, channels)
+def conv_flops(jaxpr) -> float:
+    """2 * multiply-adds of every convolution in a (closed) jaxpr, nested calls included."""
+    total = 0.0
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "conv_general_dilated":
+            lhs, rhs = (v.aval for v in eqn.invars[:2])
+            out = eqn.outvars[0].aval
+            dn = eqn.params["dimension_numbers"]
+            rhs_shape = np.array(rhs.shape)
+            in_per_group = rhs_shape[dn.rhs_spec[1]]
+            window = np.prod(rhs_shape[list(dn.rhs_spec[2:])])
+            total += 2.0 * np.prod(out.shape) * in_per_group * window
+        for sub in jax.extend.core.jaxprs_in_params(eqn.params):  # jit, scan, cond bodies
+            total += conv_flops(sub)
+    return total
+
+
+def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
+    """GFLOP/s of a jitted fp32 n x n matmul, the best of `repeats`."""
+    a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+    f = jax.jit(lambda x: x @ x)
+    f(a).block_until_ready()
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        f(a).block_until_ready()
+        best = min(best, time.perf_counter() - t0)
+    return 2.0 * n**3 / best / 1e9
+
+
+def time_size(net, size: int, steps: int, repeats: int, peak: float) -> dict:
+    z = inputs.noise(jax.random.key(0), size, size, net.num_input_channels)
     y = jnp.full((size, size, net.num_output_channels), 0.5)
     config = fit.FitConfig(num_iter=steps, backtrack=True)
     state = fit.init_state(net, z, config, jax.random.key(1))
-    one, _, _ = fit.compiled_steps(fit.Problem(net), config, "cpu")
+    one, _, _ = fit.compiled_steps(fit.Problem(net), fit.step_config(config), "cpu")
     op = operators.Denoising(25.0)
+    flops = conv_flops(jax.make_jaxpr(one)(state, z, y, op, None).jaxpr)
     t0 = time.perf_counter()
     state, m = one(state, z, y, op, None)
     jax.block_until_ready(m)
@@ -45,13 +80,20 @@ def time_size(net, size: int, steps: int, repeats: int) -> dict:
             state, m = one(state, z, y, op, None)
         jax.block_until_ready(m)
         runs.append((time.perf_counter() - t0) / steps)
+    med = statistics.median(runs)
     return {
         "size": size,
         "net": _NET.value,
         "first_step_seconds": first,
-        "seconds_per_iter_median": statistics.median(runs),
+        "seconds_per_iter_median": med,
         "seconds_per_iter_min": min(runs),
         "seconds_per_iter_max": max(runs),
+        "iters_per_second": 1.0 / med,
+        "conv_gflop_per_iter": flops / 1e9,
+        "achieved_gflops": flops / 1e9 / med,
+        "matmul_peak_gflops": peak,
+        "fraction_of_peak": flops / 1e9 / med / peak,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "backend": jax.default_backend(),
     }
 
@@ -59,12 +101,17 @@ def time_size(net, size: int, steps: int, repeats: int) -> dict:
 def main(argv):
     del argv
     net = models.get(_NET.value)
-    rows = [time_size(net, int(s), _STEPS.value, _REPEATS.value) for s in _SIZES.value]
-    print("| net | size | first step (compile) s | s/iter median | min | max |")
-    print("|---|---|---|---|---|---|")
+    peak = matmul_peak()
+    rows = [time_size(net, int(s), _STEPS.value, _REPEATS.value, peak) for s in _SIZES.value]
+    print(f"fp32 matmul peak measured in this run: {peak:.0f} GFLOP/s")
+    print("| net | size | first step s | s/iter median (min-max) | it/s | conv GFLOP/iter | GFLOP/s | of peak "
+          "| peak RSS MiB |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['net']} | {r['size']} | {r['first_step_seconds']:.1f} | {r['seconds_per_iter_median']:.3f} "
-              f"| {r['seconds_per_iter_min']:.3f} | {r['seconds_per_iter_max']:.3f} |")
+              f"({r['seconds_per_iter_min']:.3f}-{r['seconds_per_iter_max']:.3f}) | {r['iters_per_second']:.2f} "
+              f"| {r['conv_gflop_per_iter']:.1f} | {r['achieved_gflops']:.0f} | {r['fraction_of_peak']:.0%} "
+              f"| {r['peak_rss_mib']:.0f} |")
     if _OUT.value:
         with open(_OUT.value, "w") as f:
             json.dump(rows, f, indent=2)

@@ -129,7 +129,7 @@ def test_rules_vmap_over_seeds():
     both = jax.jit(jax.vmap(run))(jnp.stack([a, b]))
     for i, xs in enumerate((a, b)):
         alone = run_rule(rule, xs)[0]
-        chex.assert_trees_all_equal(jax.tree_util.tree_map(lambda x: x[i], both), alone)
+        chex.assert_trees_all_equal(jax.tree_util.tree_map(lambda x, i=i: x[i], both), alone)
     assert int(both.iteration[0]) != int(both.iteration[1])
 
 

@@ -24,6 +24,11 @@ _SIGMA = flags.DEFINE_float("sigma", None, "Noise std on the [0, 255] scale.")
 _NUM_ITER = flags.DEFINE_integer("num_iter", None, "Optimisation steps.")
 _LR = flags.DEFINE_float("lr", None, "Adam learning rate.")
 _SEED = flags.DEFINE_integer("seed", None, "PRNG seed: noise, code, initialisation and perturbations.")
+_EARLY_STOPPING = flags.DEFINE_enum(
+    "early_stopping", None, ["none", "wmv", "emv"], "Early-stopping rule (ES-WMV, ES-EMV); see README."
+)
+_CHECKPOINT_EVERY = flags.DEFINE_integer("checkpoint_every", 0, "Save the fit's state every N steps (0: never).")
+_RESUME = flags.DEFINE_bool("resume", False, "Continue the run in --out_dir from its newest checkpoint.")
 flags.mark_flag_as_required("out_dir")
 
 
@@ -51,8 +56,12 @@ def main(argv):
         config.fit.num_iter = _NUM_ITER.value
     if _LR.value is not None:
         config.fit.lr = _LR.value
+    if _EARLY_STOPPING.value is not None:
+        config.fit.early_stopping = _EARLY_STOPPING.value
     try:
-        restore_lib.run(config, _OUT_DIR.value, _OVERWRITE.value)
+        restore_lib.run(
+            config, _OUT_DIR.value, _OVERWRITE.value, checkpoint_every=_CHECKPOINT_EVERY.value, resume=_RESUME.value
+        )
     except (ValueError, OSError) as e:  # bad input: one line, no traceback
         sys.exit(f"restore: error: {e}")
 

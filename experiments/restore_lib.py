@@ -6,6 +6,7 @@ it is pure.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import subprocess
@@ -20,9 +21,9 @@ import numpy as np
 from absl import logging
 
 import dip_jax
+from dip_jax import checkpoint, io, metrics, models, operators
 from dip_jax import fit as fit_lib
-from dip_jax import io, metrics, models, operators
-from dip_jax.restore import InputConfig, restore
+from dip_jax.restore import InputConfig, fit_inputs, restore
 
 TASKS = ("denoise",)
 MAX_NUM_ITER = 1_000_000
@@ -141,6 +142,7 @@ def environment() -> dict:
         "jax": jax.__version__,
         "flax": flax.__version__,
         "optax": optax.__version__,
+        "orbax_checkpoint": importlib.metadata.version("orbax-checkpoint"),
         "numpy": np.__version__,
         "python": sys.version.split()[0],
         "backend": jax.default_backend(),
@@ -150,7 +152,7 @@ def environment() -> dict:
     }
 
 
-def plot_history(path: str, history: dict, title: str) -> None:
+def plot_history(path: str, history: dict, title: str, es_iteration: Optional[int] = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -162,6 +164,8 @@ def plot_history(path: str, history: dict, title: str) -> None:
     if "psnr_clean" in history:
         ax.plot(steps, history["psnr_clean"], label="output vs clean", lw=1)
         ax.plot(steps, history["psnr_ema_clean"], label="averaged output vs clean", lw=1.5)
+    if es_iteration:
+        ax.axvline(es_iteration, color="k", ls="--", lw=1, label=f"early stop (iteration {es_iteration})")
     ax.set_xlabel("iteration")
     ax.set_ylabel("PSNR (dB)")
     ax.set_title(title)
@@ -172,16 +176,88 @@ def plot_history(path: str, history: dict, title: str) -> None:
     plt.close(fig)
 
 
-def run(config: ml_collections.ConfigDict, out_dir: str, overwrite: bool = False) -> dict:
-    """Restore the configured image and write every output into `out_dir`; returns the metrics."""
+def _quiet_orbax(record) -> bool:
+    """Keep orbax's per-save INFO lines and read-only notices out of the progress log."""
+    return "orbax" not in record.pathname or record.levelno >= 40  # logging.ERROR
+
+
+logging.get_absl_handler().addFilter(_quiet_orbax)
+
+
+# Config fields a resumed run may change: how long it runs and how often it logs.
+RESUMABLE_CHANGES = (("fit", "num_iter"), ("log_every",))
+
+
+def checkpoint_metadata(config, fcfg, observation_shape, code_shape) -> dict:
+    run_config = json.loads(config.to_json_best_effort())
+    for path in RESUMABLE_CHANGES:
+        parent = run_config
+        for name in path[:-1]:
+            parent = parent[name]
+        parent.pop(path[-1], None)
+    return checkpoint.metadata(fcfg, observation_shape, code_shape, run_config=run_config)
+
+
+def early_stopping_metrics(result, history: dict, clean) -> dict:
+    """The detection, and against the clean image the oracle from the history and the gap."""
+    out = {}
+    es_iteration = None
+    if result.stop is not None:
+        es_iteration = int(result.stop.iteration) or None  # 0: no check yet (fewer steps than the window)
+        out.update(es_iteration=es_iteration, es_stopped=bool(result.stop.stopped))
+    if clean is not None and len(history.get("psnr_clean", ())):
+        curve = history["psnr_clean"]
+        out.update(oracle_iteration=int(np.argmax(curve)) + 1, oracle_psnr=float(np.max(curve)))
+        if es_iteration:
+            out.update(psnr_es=float(curve[es_iteration - 1]), es_gap_db=float(np.max(curve) - curve[es_iteration - 1]))
+    return out
+
+
+def run(
+    config: ml_collections.ConfigDict,
+    out_dir: str,
+    overwrite: bool = False,
+    *,
+    checkpoint_every: int = 0,
+    resume: bool = False,
+) -> dict:
+    """Restore the configured image and write every output into `out_dir`; returns the metrics.
+
+    With `checkpoint_every`, the fit's state is saved to `out_dir/checkpoints` every that many
+    steps; `resume` continues from the newest one there (same config apart from num_iter and
+    log_every), giving the same result as a run that never stopped.
+    """
     validate(config)
     fcfg = fit_config(config)
-    prepare_out_dir(out_dir, overwrite)
+    if checkpoint_every < 0:
+        raise ConfigError(f"checkpoint_every must be >= 0, got {checkpoint_every}")
+    checkpoint_dir = os.path.join(out_dir, "checkpoints")
+    if not resume:
+        prepare_out_dir(out_dir, overwrite)
     key = jax.random.key(config.seed)
     obs_key, fit_key = jax.random.split(key)
     clean, observation, operator = load_problem(config, obs_key)
     net = build_net(config, observation.shape[-1])
     input_config = InputConfig(config.input.kind, config.input.channels, config.input.scale)
+    z, crop, state_key = fit_inputs(observation, operator, net, fit_key, input_config)
+    meta = checkpoint_metadata(config, fcfg, observation.shape, z.shape)
+    state, previous = None, {}
+    if resume:  # checked before anything is written: a bad folder leaves every file as it was
+        checkpoint.check(checkpoint_dir, meta)
+        template = fit_lib.init_state(net, z, fcfg, state_key, fit_lib.Problem(net, crop))
+        state, previous = checkpoint.restore(checkpoint_dir, template, meta)
+        resumed_from = int(state.step)  # read now: the fit's first step consumes (donates) the state
+        logging.info("resuming from step %d of %s", resumed_from, checkpoint_dir)
+
+    def full_history(history):
+        if not previous:
+            return dict(history)
+        if not history:
+            return dict(previous)
+        return {k: np.concatenate([previous[k], np.asarray(history[k])]) for k in previous}
+
+    def save_checkpoint(state, history):
+        checkpoint.save(checkpoint_dir, state, meta, full_history(history))
     logging.info(
         "restoring a %dx%dx%d image (%s) with %s (%d parameters) for %d steps on %s",
         *observation.shape, config.image or "skimage astronaut crop", config.net,
@@ -190,17 +266,22 @@ def run(config: ml_collections.ConfigDict, out_dir: str, overwrite: bool = False
     )
     progress = Progress(fcfg.num_iter, config.log_every)
     result = restore(
-        observation, operator, net, fcfg, fit_key, input_config=input_config, clean=clean, callback=progress
+        observation, operator, net, fcfg, fit_key, input_config=input_config, clean=clean, callback=progress,
+        state=state, checkpoint_every=checkpoint_every, checkpoint_fn=save_checkpoint if checkpoint_every else None,
     )
     jax.block_until_ready(result.final)
     seconds = time.perf_counter() - progress.start
+    history = full_history(result.history)
 
     io.save_image(os.path.join(out_dir, "observation.png"), observation)
     io.save_image(os.path.join(out_dir, "final.png"), result.final)
     io.save_image(os.path.join(out_dir, "ema.png"), result.ema)
     if clean is not None:
         io.save_image(os.path.join(out_dir, "clean.png"), clean)
-    np.savez_compressed(os.path.join(out_dir, "history.npz"), **result.history)
+    np.savez_compressed(os.path.join(out_dir, "history.npz"), **history)
+    es = early_stopping_metrics(result, history, clean)
+    if es.get("es_iteration"):
+        io.save_image(os.path.join(out_dir, "es.png"), result.stop.output)
 
     out = {
         "task": config.task,
@@ -210,12 +291,16 @@ def run(config: ml_collections.ConfigDict, out_dir: str, overwrite: bool = False
         "num_params": models.num_params(net, (1, *observation.shape[:2], net.num_input_channels)),
         "num_iter": fcfg.num_iter,
         "seed": config.seed,
+        "steps_run": len(history["loss"]),
         "seconds": seconds,
-        "seconds_per_iter": progress.seconds_per_iter(),
-        "compile_seconds": progress.first[1] - progress.start,
-        "backtracks": int(np.sum(result.history["backtracked"])),
-        "final_loss": float(result.history["loss"][-1]),
+        "seconds_per_iter": progress.seconds_per_iter() if progress.first else None,
+        "compile_seconds": progress.first[1] - progress.start if progress.first else None,
+        "backtracks": int(np.sum(history["backtracked"])),
+        "final_loss": float(history["loss"][-1]),
     }
+    if resume:
+        out["resumed_from_step"] = resumed_from
+    out.update(es)
     if config.task == "denoise":
         out["sigma"] = float(config.sigma)
     if clean is not None:
@@ -226,8 +311,8 @@ def run(config: ml_collections.ConfigDict, out_dir: str, overwrite: bool = False
             ssim_input=float(metrics.ssim(observation, clean)),
             ssim_final=float(metrics.ssim(result.final, clean)),
             ssim_ema=float(metrics.ssim(result.ema, clean)),
-            psnr_ema_best=float(np.max(result.history["psnr_ema_clean"])),
-            psnr_ema_best_iteration=int(np.argmax(result.history["psnr_ema_clean"])) + 1,
+            psnr_ema_best=float(np.max(history["psnr_ema_clean"])),
+            psnr_ema_best_iteration=int(np.argmax(history["psnr_ema_clean"])) + 1,
         )
     with open(os.path.join(out_dir, "metrics.json"), "w") as f:
         json.dump(out, f, indent=2)
@@ -235,6 +320,6 @@ def run(config: ml_collections.ConfigDict, out_dir: str, overwrite: bool = False
         f.write(config.to_json_best_effort(indent=2))
     with open(os.path.join(out_dir, "environment.json"), "w") as f:
         json.dump(environment(), f, indent=2)
-    plot_history(os.path.join(out_dir, "psnr.png"), result.history, f"{config.task}: {out['image']}")
+    plot_history(os.path.join(out_dir, "psnr.png"), history, f"{config.task}: {out['image']}", es.get("es_iteration"))
     logging.info("wrote %s: %s", out_dir, json.dumps({k: out[k] for k in out if k.startswith(("psnr", "seconds"))}))
     return out

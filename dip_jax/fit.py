@@ -343,7 +343,8 @@ def fit(
       checkpoint_every, checkpoint_fn: with both, `checkpoint_fn(state, history)` is
         called after every step that is a multiple of `checkpoint_every`, after the last
         step, and when the early-stopping rule ends the fit; `history` holds this call's
-        steps so far (see `dip_jax.checkpoint`).
+        steps so far (see `dip_jax.checkpoint`). The state is donated to the next step:
+        save it (or copy it) inside the call, do not keep it.
 
     Returns:
       A `FitResult` with the final and averaged outputs and the per-step history.
@@ -365,7 +366,7 @@ def fit(
         state = init_state(net, z, config, key, problem)
     one, chunk, n = compiled_steps(problem, step_config(config))
     pieces = []
-    start = step = int(state.step)
+    start = step = int(jnp.max(state.step))  # (a vmapped state has one step per seed)
     stop_early = config.stop_at_detection and state.stopping is not None
 
     def stopped():

@@ -158,6 +158,8 @@ def fit_runs(
     init = functools.partial(fit_lib.initial_state, net, config=config, problem=problem)
     render = functools.partial(fit_lib.render_final, problem=problem, config=config)
     cfg = fit_lib.step_config(config)
+    # with stop_at_detection, steps after a run's stop leave it as it was; the loop ends when all have stopped
+    stop_early = config.stop_at_detection and config.early_stopping != "none"
 
     if method == "sequential":
         one, chunk, n = fit_lib.compiled_steps(problem, cfg, devices[0].platform)
@@ -165,7 +167,9 @@ def fit_runs(
         states = [init_one(zs[i], keys[i]) for i in range(k)]
         args = (zs, observations, operator, cleans)
         one_k, chunk_k = _sequential(one, k), (None if chunk is None else _sequential(chunk, k))
-        states, history = fit_lib.run_loop(one_k, chunk_k, n, states, args, 0, config.num_iter, callback)
+        stopped = (lambda ss: all(bool(s.stopping.stopped) for s in ss)) if stop_early else None
+        states, history = fit_lib.run_loop(one_k, chunk_k, n, states, args, 0, config.num_iter, callback,
+                                           stopped=stopped)
         render_one = fit_lib.compile_once(render, states[0], zs[0])
         finals = jnp.stack([render_one(states[i], zs[i]) for i in range(k)])
         state = _stack(states)
@@ -183,8 +187,9 @@ def fit_runs(
         state = fit_lib.compile_once(init_v, zs_p, keys_p)(zs_p, keys_p)
         one, chunk, n = _vmapped_steps(problem, cfg, devices[0].platform,
                                        tuple(devices) if len(devices) > 1 else None)
+        stopped = (lambda s: bool(jnp.all(s.stopping.stopped))) if stop_early else None
         state, history = fit_lib.run_loop(
-            one, chunk, n, state, (zs_p, obs_p, operator, cleans_p), 0, config.num_iter, callback
+            one, chunk, n, state, (zs_p, obs_p, operator, cleans_p), 0, config.num_iter, callback, stopped=stopped
         )
         finals = fit_lib.compile_once(render_v, state, zs_p)(state, zs_p)[:k]
         state = jax.tree_util.tree_map(lambda x: x[:k], state)

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from dip_jax import metrics
+from dip_jax import metrics, stopping
 from dip_jax.operators.base import Operator
 
 FINAL_INPUTS = ("perturbed", "clean")
@@ -52,6 +52,17 @@ class FitConfig:
     final_input: str = "perturbed"
     # Steps per compiled call: 0 picks per backend (1 on CPU, 50 elsewhere).
     steps_per_call: int = 0
+    # Automatic early stopping (dip_jax/stopping.py; Wang et al., arXiv 2112.06074): 'none',
+    # 'wmv' (variance over a ring buffer of the last `es_window` outputs: es_window images of
+    # memory, 300 MB for 100 at 512x512x3) or 'emv' (exponential moving variance, O(1)
+    # memory; `es_window` is then its warm-up). The paper's W = 100, P = 1000; EMV a = 0.1.
+    early_stopping: str = "none"
+    es_window: int = 100
+    es_patience: int = 1000
+    es_emv_decay: float = 0.9
+    # True: the fit ends once the rule has stopped (detection + es_patience steps) instead
+    # of running all num_iter steps; either way the detection is in FitResult.stop.
+    stop_at_detection: bool = False
 
     def __post_init__(self):
         if self.num_iter < 1:
@@ -68,6 +79,15 @@ class FitConfig:
             raise ValueError("backtrack_check_every must be >= 1 and backtrack_skip_every >= 0")
         if self.steps_per_call < 0:
             raise ValueError(f"steps_per_call must be >= 0, got {self.steps_per_call}")
+        stopping_rule(self)  # raises on an unknown rule or bad window, patience, decay
+        if self.stop_at_detection and self.early_stopping == "none":
+            raise ValueError("stop_at_detection needs early_stopping 'wmv' or 'emv'")
+
+
+def stopping_rule(config: FitConfig) -> Optional[stopping.StoppingRule]:
+    return stopping.get(
+        config.early_stopping, window=config.es_window, patience=config.es_patience, emv_decay=config.es_emv_decay
+    )
 
 
 @flax.struct.dataclass
@@ -82,6 +102,7 @@ class FitState:
     counter: jax.Array  # the original's closure counter `i`: not advanced by a backtrack
     step: jax.Array  # optimiser steps taken
     key: jax.Array  # perturbations: step t uses fold_in(key, t)
+    stopping: Any = None  # the early-stopping rule's `stopping.StopState`; None without one
 
 
 @flax.struct.dataclass
@@ -90,6 +111,9 @@ class FitResult:
     ema: jax.Array  # HWC: the exponential average of the outputs (= final when disabled)
     history: dict  # name -> array of one value per step
     state: FitState
+    # The early-stopping detection (a `stopping.StopState`: `iteration`, 1-based, 0 when
+    # none yet; `output` there; `stopped`), or None without a rule.
+    stop: Any = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,6 +170,7 @@ def initial_state(net, z: jax.Array, key: jax.Array, *, config: FitConfig, probl
         counter=jnp.zeros((), jnp.int32),
         step=jnp.zeros((), jnp.int32),
         key=noise_key,
+        stopping=None if (rule := stopping_rule(config)) is None else rule.init(out.shape, out.dtype),
     )
 
 
@@ -213,6 +238,10 @@ def train_step(
     if clean is not None:
         step_metrics["psnr_clean"] = metrics.psnr(out, clean)
         step_metrics["psnr_ema_clean"] = metrics.psnr(ema, clean)
+    stop_state = state.stopping
+    rule = stopping_rule(config)
+    if rule is not None:
+        stop_state, step_metrics["es_variance"] = rule.update(state.stopping, out, state.step)
     new_state = state.replace(
         params=params,
         opt_state=opt_state,
@@ -221,7 +250,14 @@ def train_step(
         last_psnr=last_psnr,
         counter=counter,
         step=state.step + 1,
+        stopping=stop_state,
     )
+    if config.stop_at_detection:
+        # Once the rule has stopped, steps leave the state as it is: a chunk of steps (or
+        # one seed of several under vmap) that passes the stop ends where the rule did.
+        # (The key never changes, and jnp.where takes no typed keys.)
+        frozen = _tree_where(state.stopping.stopped, state.replace(key=None), new_state.replace(key=None))
+        new_state = frozen.replace(key=state.key)
     return new_state, step_metrics
 
 
@@ -278,16 +314,41 @@ def compiled_steps(problem: Problem, config: FitConfig, backend: Optional[str] =
     return one, chunk, n
 
 
-def run_loop(one, chunk, n: int, state, args: tuple, step: int, num_iter: int, callback=None):
+def _steps_taken(state) -> int:
+    """The largest step count of a state, a stacked state or a list of states."""
+    if isinstance(state, list):
+        return max(int(s.step) for s in state)
+    return int(jnp.max(state.step))
+
+
+def run_loop(one, chunk, n: int, state, args: tuple, step: int, num_iter: int, callback=None, *,
+             stopped: Optional[Callable] = None, checkpoint_every: int = 0, checkpoint_fn: Optional[Callable] = None):
     """Call the compiled steps from `step` until `num_iter`; returns (state, history).
 
     `one(state, *args)` takes one step, `chunk(state, *args)` takes `n` (or is None). Both
     return (state, metrics); a chunk's metrics have a leading axis of its `n` steps. The
     history stacks every step's metrics along axis 0 (a batched state adds axes after it).
+    `stopped(state)`, if given, ends the loop when true (one host sync per call); steps
+    after a stop leave the state as it was, and the history is cut where the state stopped.
+    `checkpoint_fn(state, history)` runs after each multiple of `checkpoint_every`, after the
+    last step and at a stop; chunks never straddle a checkpoint.
     """
     pieces = []
-    while step < num_iter:
-        if chunk is not None and num_iter - step >= n:
+    start = step
+
+    def history_so_far():
+        if not pieces:
+            return {}
+        taken = _steps_taken(state) - start
+        return {k: np.concatenate([np.asarray(p[k]) for p in pieces])[:taken] for k in pieces[0]}
+
+    checkpoints = checkpoint_fn is not None and checkpoint_every > 0
+    done = stopped is not None and stopped(state)
+    while step < num_iter and not done:
+        until = num_iter - step
+        if checkpoints:
+            until = min(until, checkpoint_every - step % checkpoint_every)
+        if chunk is not None and until >= n:
             state, m = chunk(state, *args)
             step += n
         else:
@@ -297,10 +358,10 @@ def run_loop(one, chunk, n: int, state, args: tuple, step: int, num_iter: int, c
         pieces.append(m)
         if callback is not None:
             callback(step, {k: v[-1] for k, v in m.items()})
-    history = {}
-    if pieces:
-        history = {k: np.concatenate([np.asarray(p[k]) for p in pieces]) for k in pieces[0]}
-    return state, history
+        done = stopped is not None and stopped(state)
+        if checkpoints and (step % checkpoint_every == 0 or step >= num_iter or done):
+            checkpoint_fn(state, history_so_far())
+    return state, history_so_far()
 
 
 def check_shapes(net, problem: Problem, z, observation, operator, clean, key) -> None:
@@ -326,6 +387,8 @@ def fit(
     crop: Optional[tuple] = None,
     state: Optional[FitState] = None,
     callback: Optional[Callable[[int, dict], None]] = None,
+    checkpoint_every: int = 0,
+    checkpoint_fn: Optional[Callable[[FitState, dict], None]] = None,
 ) -> FitResult:
     """Fit `net` so that `operator.forward(net(z))` matches `observation`.
 
@@ -343,6 +406,11 @@ def fit(
         on CPU, every chunk of steps elsewhere) with the last step's metrics as device
         scalars; converting them waits for the step, so a callback that logs only every
         so often keeps the device busy in between.
+      checkpoint_every, checkpoint_fn: with both, `checkpoint_fn(state, history)` is
+        called after every step that is a multiple of `checkpoint_every`, after the last
+        step, and when the early-stopping rule ends the fit; `history` holds this call's
+        steps so far (see `dip_jax.checkpoint`). The state is donated to the next step:
+        save it (or copy it) inside the call, do not keep it.
 
     Returns:
       A `FitResult` with the final and averaged outputs and the per-step history.
@@ -356,9 +424,13 @@ def fit(
     if state is None:
         state = init_state(net, z, config, key, problem)
     one, chunk, n = compiled_steps(problem, step_config(config))
-    args = (z, observation, operator, clean)
-    state, history = run_loop(one, chunk, n, state, args, int(state.step), config.num_iter, callback)
+    stop_early = config.stop_at_detection and state.stopping is not None
+    state, history = run_loop(
+        one, chunk, n, state, (z, observation, operator, clean), int(state.step), config.num_iter, callback,
+        stopped=(lambda s: bool(s.stopping.stopped)) if stop_early else None,
+        checkpoint_every=checkpoint_every, checkpoint_fn=checkpoint_fn,
+    )
     render = functools.partial(render_final, problem=problem, config=config)
     final = compile_once(render, state, z)(state, z)
     ema = final if config.ema_decay is None else state.ema
-    return FitResult(final=final, ema=ema, history=history, state=state)
+    return FitResult(final=final, ema=ema, history=history, state=state, stop=state.stopping)

@@ -78,11 +78,13 @@ def restore(
     input_image: Optional[jax.Array] = None,
     clean: Optional[jax.Array] = None,
     callback: Optional[Callable] = None,
+    **fit_options,
 ) -> fit_lib.FitResult:
     """Restore `observation` under `operator` with a DIP fit of `net`; pure in `key`.
 
     The key is split into one key for the code z and one for the fit (parameters and
-    per-step perturbations).
+    per-step perturbations). `fit_options` (`state`, `checkpoint_every`, `checkpoint_fn`)
+    go to `fit.fit`; `fit_inputs` gives the code and key that a resumed state belongs to.
     """
     observation = jnp.asarray(observation, jnp.float32)
     if observation.ndim != 3:
@@ -92,6 +94,15 @@ def restore(
     out_h, out_w, out_c = operator.output_shape(observation.shape)
     if out_c != net.num_output_channels:
         raise ValueError(f"the image has {out_c} channels but the net outputs {net.num_output_channels}")
+    z, crop, fit_key = fit_inputs(observation, operator, net, key, input_config, input_image)
+    return fit_lib.fit(
+        net, z, observation, operator, config, fit_key, clean=clean, crop=crop, callback=callback, **fit_options
+    )
+
+
+def fit_inputs(observation, operator: Operator, net, key: jax.Array, input_config=InputConfig(), input_image=None):
+    """(code z, output crop, the fit's key) as `restore` makes them from `key`."""
+    out_h, out_w, _ = operator.output_shape(jnp.shape(observation))
     z_key, fit_key = jax.random.split(key)
     z, crop = make_code(z_key, net, out_h, out_w, input_config, input_image)
-    return fit_lib.fit(net, z, observation, operator, config, fit_key, clean=clean, crop=crop, callback=callback)
+    return z, crop, fit_key

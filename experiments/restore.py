@@ -27,6 +27,11 @@ _SEED = flags.DEFINE_integer("seed", None, "PRNG seed: noise, code, initialisati
 _SEEDS = flags.DEFINE_integer("seeds", None, "Seeds fitted together; writes their mean and an uncertainty map.")
 _IMAGES = flags.DEFINE_string("images", None, "A folder: restore every image in it (one subfolder each).")
 _NET = flags.DEFINE_string("net", None, "Network name from dip_jax.models.names() (overrides config.net).")
+_EARLY_STOPPING = flags.DEFINE_enum(
+    "early_stopping", None, ["none", "wmv", "emv"], "Early-stopping rule (ES-WMV, ES-EMV); see README."
+)
+_CHECKPOINT_EVERY = flags.DEFINE_integer("checkpoint_every", 0, "Save the fit's state every N steps (0: never).")
+_RESUME = flags.DEFINE_bool("resume", False, "Continue the run in --out_dir from its newest checkpoint.")
 flags.mark_flag_as_required("out_dir")
 
 
@@ -56,8 +61,12 @@ def main(argv):
         config.fit.num_iter = _NUM_ITER.value
     if _LR.value is not None:
         config.fit.lr = _LR.value
+    if _EARLY_STOPPING.value is not None:
+        config.fit.early_stopping = _EARLY_STOPPING.value
     try:
-        restore_lib.run(config, _OUT_DIR.value, _OVERWRITE.value)
+        restore_lib.run(
+            config, _OUT_DIR.value, _OVERWRITE.value, checkpoint_every=_CHECKPOINT_EVERY.value, resume=_RESUME.value
+        )
     except (ValueError, OSError) as e:  # bad input: one line, no traceback
         sys.exit(f"restore: error: {e}")
 

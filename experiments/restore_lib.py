@@ -6,6 +6,7 @@ it is pure.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import subprocess
@@ -20,9 +21,9 @@ import numpy as np
 from absl import logging
 
 import dip_jax
-from dip_jax import ensemble, io, metrics, models, operators
+from dip_jax import checkpoint, ensemble, io, metrics, models, operators
 from dip_jax import fit as fit_lib
-from dip_jax.restore import InputConfig, padded_geometry
+from dip_jax.restore import InputConfig, fit_inputs, padded_geometry, restore
 
 TASKS = ("denoise",)
 MAX_NUM_ITER = 1_000_000
@@ -152,6 +153,7 @@ def environment() -> dict:
         "flax": flax.__version__,
         "optax": optax.__version__,
         "numpy": np.__version__,
+        "orbax_checkpoint": importlib.metadata.version("orbax-checkpoint"),
         "python": sys.version.split()[0],
         "backend": jax.default_backend(),
         "devices": [str(d) for d in jax.devices()],
@@ -160,7 +162,7 @@ def environment() -> dict:
     }
 
 
-def plot_history(path: str, history: dict, title: str) -> None:
+def plot_history(path: str, history: dict, title: str, es_iteration: Optional[int] = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -172,6 +174,8 @@ def plot_history(path: str, history: dict, title: str) -> None:
     if "psnr_clean" in history:
         ax.plot(steps, history["psnr_clean"], label="output vs clean", lw=1)
         ax.plot(steps, history["psnr_ema_clean"], label="averaged output vs clean", lw=1.5)
+    if es_iteration:
+        ax.axvline(es_iteration, color="k", ls="--", lw=1, label=f"early stop (iteration {es_iteration})")
     ax.set_xlabel("iteration")
     ax.set_ylabel("PSNR (dB)")
     ax.set_title(title)
@@ -180,6 +184,43 @@ def plot_history(path: str, history: dict, title: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def _quiet_orbax(record) -> bool:
+    """Keep orbax's per-save INFO lines and read-only notices out of the progress log."""
+    return "orbax" not in record.pathname or record.levelno >= 40  # logging.ERROR
+
+
+logging.get_absl_handler().addFilter(_quiet_orbax)
+
+
+# Config fields a resumed run may change: how long it runs and how often it logs.
+RESUMABLE_CHANGES = (("fit", "num_iter"), ("log_every",))
+
+
+def checkpoint_metadata(config, fcfg, observation_shape, code_shape) -> dict:
+    run_config = json.loads(config.to_json_best_effort())
+    for path in RESUMABLE_CHANGES:
+        parent = run_config
+        for name in path[:-1]:
+            parent = parent[name]
+        parent.pop(path[-1], None)
+    return checkpoint.metadata(fcfg, observation_shape, code_shape, run_config=run_config)
+
+
+def early_stopping_metrics(result, history: dict, clean) -> dict:
+    """The detection, and against the clean image the oracle from the history and the gap."""
+    out = {}
+    es_iteration = None
+    if result.stop is not None:
+        es_iteration = int(result.stop.iteration) or None  # 0: no check yet (fewer steps than the window)
+        out.update(es_iteration=es_iteration, es_stopped=bool(result.stop.stopped))
+    if clean is not None and len(history.get("psnr_clean", ())):
+        curve = history["psnr_clean"]
+        out.update(oracle_iteration=int(np.argmax(curve)) + 1, oracle_psnr=float(np.max(curve)))
+        if es_iteration:
+            out.update(psnr_es=float(curve[es_iteration - 1]), es_gap_db=float(np.max(curve) - curve[es_iteration - 1]))
+    return out
 
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -246,13 +287,29 @@ def write_outputs(out_dir: str, config, clean, observation, result, num_seeds: i
     return out
 
 
-def run(config: ml_collections.ConfigDict, out_dir: str, overwrite: bool = False) -> dict:
+def run(
+    config: ml_collections.ConfigDict,
+    out_dir: str,
+    overwrite: bool = False,
+    *,
+    checkpoint_every: int = 0,
+    resume: bool = False,
+) -> dict:
     """Restore the configured image(s) and write every output into `out_dir`; returns the metrics.
 
     With `config.images` (a folder), each image gets a subfolder of `out_dir` named after it,
-    and `out_dir/metrics.json` holds a row per image.
+    and `out_dir/metrics.json` holds a row per image. With `checkpoint_every`, the fit's state
+    is saved to `out_dir/checkpoints` every that many steps; `resume` continues from the newest
+    one there (same config apart from num_iter and log_every), giving the same result as a run
+    that never stopped. Checkpoints are for one image and one seed.
     """
     validate(config)
+    if checkpoint_every < 0:
+        raise ConfigError(f"checkpoint_every must be >= 0, got {checkpoint_every}")
+    if checkpoint_every or resume:
+        if config.seeds != 1 or config.images:
+            raise ConfigError("checkpoints and --resume are for one image and one seed (no --seeds, no --images)")
+        return run_checkpointed(config, out_dir, overwrite, checkpoint_every=checkpoint_every, resume=resume)
     fcfg = fit_config(config)
     paths = list_images(config.images) if config.images else [config.image]
     prepare_out_dir(out_dir, overwrite)
@@ -311,6 +368,16 @@ def run(config: ml_collections.ConfigDict, out_dir: str, overwrite: bool = False
         row = {**common, "image": path or f"skimage.data.astronaut (crop {config.default_image_size})",
                "shape": list(observation.shape)}
         row.update(write_outputs(image_dir, config, clean, observation, result, num_seeds))
+        row["steps_run"] = int(result.history["loss"].shape[1])
+        if result.state.stopping is not None:  # seed 0's detection, as the single-seed run's
+            seed0 = fit_lib.FitResult(final=result.finals[0], ema=result.emas[0], history={}, state=None,
+                                      stop=jax.tree_util.tree_map(lambda x: x[0], result.state.stopping))
+            history0 = {k: v[0] for k, v in result.history.items()}
+            row.update(early_stopping_metrics(seed0, history0, clean))
+            if row.get("es_iteration"):
+                io.save_image(os.path.join(image_dir, "es.png"), seed0.stop.output)
+                plot_history(os.path.join(image_dir, "psnr.png"), history0, f"{config.task}: {row['image']}",
+                             row["es_iteration"])
         with open(os.path.join(image_dir, "metrics.json"), "w") as f:
             json.dump(row, f, indent=2)
         rows.append(row)
@@ -324,4 +391,115 @@ def run(config: ml_collections.ConfigDict, out_dir: str, overwrite: bool = False
         json.dump(environment(), f, indent=2)
     for row in rows:
         logging.info("%s: %s", row["image"], json.dumps({k: row[k] for k in row if k.startswith(("psnr", "seconds"))}))
+    return out
+
+
+def run_checkpointed(
+    config: ml_collections.ConfigDict,
+    out_dir: str,
+    overwrite: bool = False,
+    *,
+    checkpoint_every: int = 0,
+    resume: bool = False,
+) -> dict:
+    """`run` for one image and one seed, with checkpoints: the same result, resumable.
+
+    With `checkpoint_every`, the fit's state is saved to `out_dir/checkpoints` every that many
+    steps; `resume` continues from the newest one there (same config apart from num_iter and
+    log_every), giving the same result as a run that never stopped.
+    """
+    fcfg = fit_config(config)
+    checkpoint_dir = os.path.join(out_dir, "checkpoints")
+    if not resume:
+        prepare_out_dir(out_dir, overwrite)
+    key = jax.random.key(config.seed)
+    obs_key, fit_key = jax.random.split(key)
+    fit_key = seed_keys(fit_key, 1)[0]  # seed 0, exactly as the run without checkpoints
+    clean, observation, operator = load_problem(config, obs_key, config.image)
+    out_h, out_w, out_c = operator.output_shape(observation.shape)
+    net = build_net(config, out_c, (out_h, out_w))
+    input_config = InputConfig(config.input.kind, config.input.channels, config.input.scale)
+    z, crop, state_key = fit_inputs(observation, operator, net, fit_key, input_config)
+    meta = checkpoint_metadata(config, fcfg, observation.shape, z.shape)
+    state, previous = None, {}
+    if resume:  # checked before anything is written: a bad folder leaves every file as it was
+        checkpoint.check(checkpoint_dir, meta)
+        template = fit_lib.init_state(net, z, fcfg, state_key, fit_lib.Problem(net, crop))
+        state, previous = checkpoint.restore(checkpoint_dir, template, meta)
+        resumed_from = int(state.step)  # read now: the fit's first step consumes (donates) the state
+        logging.info("resuming from step %d of %s", resumed_from, checkpoint_dir)
+
+    def full_history(history):
+        if not previous:
+            return dict(history)
+        if not history:
+            return dict(previous)
+        return {k: np.concatenate([previous[k], np.asarray(history[k])]) for k in previous}
+
+    def save_checkpoint(state, history):
+        checkpoint.save(checkpoint_dir, state, meta, full_history(history))
+    logging.info(
+        "restoring a %dx%dx%d image (%s) with %s (%d parameters) for %d steps on %s",
+        *observation.shape, config.image or "skimage astronaut crop", config.net,
+        models.num_params(net, (1, *observation.shape[:2], net.num_input_channels)),
+        fcfg.num_iter, jax.default_backend(),
+    )
+    progress = Progress(fcfg.num_iter, config.log_every)
+    result = restore(
+        observation, operator, net, fcfg, fit_key, input_config=input_config, clean=clean, callback=progress,
+        state=state, checkpoint_every=checkpoint_every, checkpoint_fn=save_checkpoint if checkpoint_every else None,
+    )
+    jax.block_until_ready(result.final)
+    seconds = time.perf_counter() - progress.start
+    history = full_history(result.history)
+
+    io.save_image(os.path.join(out_dir, "observation.png"), observation)
+    io.save_image(os.path.join(out_dir, "final.png"), result.final)
+    io.save_image(os.path.join(out_dir, "ema.png"), result.ema)
+    if clean is not None:
+        io.save_image(os.path.join(out_dir, "clean.png"), clean)
+    np.savez_compressed(os.path.join(out_dir, "history.npz"), **history)
+    es = early_stopping_metrics(result, history, clean)
+    if es.get("es_iteration"):
+        io.save_image(os.path.join(out_dir, "es.png"), result.stop.output)
+
+    out = {
+        "task": config.task,
+        "image": config.image or f"skimage.data.astronaut (crop {config.default_image_size})",
+        "shape": list(observation.shape),
+        "net": config.net,
+        "num_params": models.num_params(net, (1, *observation.shape[:2], net.num_input_channels)),
+        "num_iter": fcfg.num_iter,
+        "seed": config.seed,
+        "steps_run": len(history["loss"]),
+        "seconds": seconds,
+        "seconds_per_iter": progress.seconds_per_iter() if progress.first else None,
+        "compile_seconds": progress.first[1] - progress.start if progress.first else None,
+        "backtracks": int(np.sum(history["backtracked"])),
+        "final_loss": float(history["loss"][-1]),
+    }
+    if resume:
+        out["resumed_from_step"] = resumed_from
+    out.update(es)
+    if config.task == "denoise":
+        out["sigma"] = float(config.sigma)
+    if clean is not None:
+        out.update(
+            psnr_input=float(metrics.psnr(observation, clean)),
+            psnr_final=float(metrics.psnr(result.final, clean)),
+            psnr_ema=float(metrics.psnr(result.ema, clean)),
+            ssim_input=float(metrics.ssim(observation, clean)),
+            ssim_final=float(metrics.ssim(result.final, clean)),
+            ssim_ema=float(metrics.ssim(result.ema, clean)),
+            psnr_ema_best=float(np.max(history["psnr_ema_clean"])),
+            psnr_ema_best_iteration=int(np.argmax(history["psnr_ema_clean"])) + 1,
+        )
+    with open(os.path.join(out_dir, "metrics.json"), "w") as f:
+        json.dump(out, f, indent=2)
+    with open(os.path.join(out_dir, "config.json"), "w") as f:
+        f.write(config.to_json_best_effort(indent=2))
+    with open(os.path.join(out_dir, "environment.json"), "w") as f:
+        json.dump(environment(), f, indent=2)
+    plot_history(os.path.join(out_dir, "psnr.png"), history, f"{config.task}: {out['image']}", es.get("es_iteration"))
+    logging.info("wrote %s: %s", out_dir, json.dumps({k: out[k] for k in out if k.startswith(("psnr", "seconds"))}))
     return out

@@ -39,6 +39,13 @@ def base_config() -> ml_collections.ConfigDict:
     c.fit.backtrack_skip_every = 100
     c.fit.final_input = "perturbed"
     c.fit.steps_per_call = 0
+    # Early stopping (dip_jax/stopping.py): none | wmv | emv, window W, patience P, EMV decay;
+    # with stop_at_detection the fit ends P steps after the detection instead of at num_iter.
+    c.fit.early_stopping = "none"
+    c.fit.es_window = 100
+    c.fit.es_patience = 1000
+    c.fit.es_emv_decay = 0.9
+    c.fit.stop_at_detection = False
 
     c.log_every = 100  # progress line and plot resolution
     return c

@@ -1,0 +1,209 @@
+"""Checkpoints (dip_jax/checkpoint.py): bitwise resumption, refusals, and the CLI's --resume."""
+
+import dataclasses
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import tiny_skip
+from test_stopping import numpy_rule
+
+from dip_jax import checkpoint, fit, inputs, operators
+
+SIZE = 32
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def problem():
+    net = tiny_skip()
+    z = inputs.noise(jax.random.key(1), SIZE, SIZE, 4)
+    op = operators.Denoising(25.0)
+    yy, xx = jnp.meshgrid(jnp.linspace(0, 1, SIZE), jnp.linspace(0, 1, SIZE), indexing="ij")
+    clean = jnp.stack([0.5 + 0.4 * jnp.sin(3 * xx), 0.5 + 0.4 * jnp.cos(2 * yy), 0.3 + 0.4 * xx * yy], -1)
+    return net, z, op, clean, op.simulate(clean, jax.random.key(0))
+
+
+# Backtracking, the EMA and a stopping rule all carry state across steps.
+CONFIG = fit.FitConfig(num_iter=8, backtrack=True, early_stopping="wmv", es_window=3, es_patience=2)
+
+
+class Interrupted(Exception):
+    pass
+
+
+def comparable(state):
+    """A state with its typed key as raw data, for bitwise comparison."""
+    return state.replace(key=jax.random.key_data(state.key))
+
+
+def files_of(directory):
+    """Every file under `directory` with the hash of its bytes."""
+    out = {}
+    for root, _, names in os.walk(directory):
+        for name in names:
+            path = os.path.join(root, name)
+            with open(path, "rb") as f:
+                out[os.path.relpath(path, directory)] = hashlib.sha256(f.read()).hexdigest()
+    return out
+
+
+@pytest.fixture(scope="module")
+def interrupted(problem, tmp_path_factory):
+    """A fit that saves every 3 steps and is killed right after its save at step 3."""
+    net, z, op, clean, noisy = problem
+    directory = str(tmp_path_factory.mktemp("ckpt") / "checkpoints")
+    meta = checkpoint.metadata(CONFIG, noisy.shape, z.shape)
+
+    def save_then_die(state, history):
+        checkpoint.save(directory, state, meta, history)
+        if int(state.step) == 3:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        fit.fit(net, z, noisy, op, CONFIG, jax.random.key(2), clean=clean, checkpoint_every=3,
+                checkpoint_fn=save_then_die)
+    return directory, meta
+
+
+def test_a_resumed_fit_is_bitwise_one_that_never_stopped(problem, interrupted):
+    net, z, op, clean, noisy = problem
+    directory, meta = interrupted
+    whole = fit.fit(net, z, noisy, op, CONFIG, jax.random.key(2), clean=clean)
+    again = fit.fit(net, z, noisy, op, CONFIG, jax.random.key(2), clean=clean)
+    chex.assert_trees_all_equal(comparable(again.state), comparable(whole.state))  # same key, same bits
+
+    template = fit.init_state(net, z, CONFIG, jax.random.key(2))
+    state, history = checkpoint.restore(directory, template, meta)
+    assert int(state.step) == 3 and history["loss"].shape == (3,)
+    assert jax.random.key_impl(state.key) == jax.random.key_impl(template.key)
+    rest = fit.fit(net, z, noisy, op, CONFIG, jax.random.key(2), clean=clean, state=state)
+
+    chex.assert_trees_all_equal(comparable(rest.state), comparable(whole.state))
+    chex.assert_trees_all_equal(rest.final, whole.final)
+    chex.assert_trees_all_equal(rest.stop, whole.stop)
+    for name, values in whole.history.items():
+        np.testing.assert_array_equal(np.concatenate([history[name], rest.history[name]]), values, err_msg=name)
+
+
+def test_bad_checkpoint_directories_are_refused_and_left_alone(problem, interrupted, tmp_path):
+    net, z, op, clean, noisy = problem
+    directory, meta = interrupted
+    template = fit.init_state(net, z, CONFIG, jax.random.key(2))
+    before = files_of(directory)
+
+    with pytest.raises(checkpoint.CheckpointError, match="does not exist"):
+        checkpoint.restore(str(tmp_path / "missing"), template, meta)
+    assert not (tmp_path / "missing").exists()
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(checkpoint.CheckpointError, match="no checkpoint to resume"):
+        checkpoint.restore(str(tmp_path / "empty"), template, meta)
+    assert os.listdir(tmp_path / "empty") == []
+
+    other_config = checkpoint.metadata(dataclasses.replace(CONFIG, lr=0.02), noisy.shape, z.shape)
+    with pytest.raises(checkpoint.CheckpointError, match=r"from another run: fit_config\.lr: 0\.01 in the checkpoint"):
+        checkpoint.restore(directory, template, other_config)
+    other_shape = checkpoint.metadata(CONFIG, (48, 48, 3), z.shape)
+    with pytest.raises(checkpoint.CheckpointError, match=r"observation_shape: \[32, 32, 3\] in the checkpoint, "):
+        checkpoint.restore(directory, template, other_shape)
+    # a longer run of the same settings is a resumption, not another run
+    checkpoint.check(directory, checkpoint.metadata(dataclasses.replace(CONFIG, num_iter=99), noisy.shape, z.shape))
+    assert files_of(directory) == before
+
+
+TINY_CONFIG = '''
+from experiments.configs import common
+
+def get_config():
+    c = common.base_config()
+    c.default_image_size = 32
+    c.net = "skip"
+    c.net_overrides.num_channels_down = (8, 8, 8)
+    c.net_overrides.num_channels_up = (8, 8, 8)
+    c.net_overrides.num_channels_skip = (2, 2, 2)
+    c.net_overrides.upsample_mode = "bilinear"
+    c.net_overrides.pad = "reflection"
+    c.input.channels = 4
+    c.fit.es_window = 4
+    c.fit.es_patience = 6
+    c.log_every = 5
+    return c
+'''
+
+
+def cli(*args):
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run([sys.executable, "-m", "experiments.restore", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=900, env=env)
+
+
+@pytest.fixture(scope="module")
+def cli_runs(tmp_path_factory):
+    """One 12-step run, and one stopped at 7 (checkpoints at 5 and 7) then resumed to 12."""
+    base = tmp_path_factory.mktemp("cli")
+    config = base / "tiny.py"
+    config.write_text(TINY_CONFIG)
+    common = [f"--config={config}", "--early_stopping=wmv", "--seed=3"]
+    whole = cli(*common, f"--out_dir={base / 'whole'}", "--num_iter=12")
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    first = cli(*common, f"--out_dir={base / 'resumed'}", "--num_iter=7", "--checkpoint_every=5")
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert sorted(os.listdir(base / "resumed" / "checkpoints")) == ["5", "7"]
+    second = cli(*common, f"--out_dir={base / 'resumed'}", "--num_iter=12", "--checkpoint_every=5", "--resume")
+    assert second.returncode == 0, second.stderr[-2000:]
+    return base, common
+
+
+def test_cli_resume_gives_the_run_that_never_stopped(cli_runs):
+    base, _ = cli_runs
+    whole, resumed = np.load(base / "whole" / "history.npz"), np.load(base / "resumed" / "history.npz")
+    assert sorted(whole) == sorted(resumed)
+    for name in whole:
+        np.testing.assert_array_equal(resumed[name], whole[name], err_msg=name)
+    m_whole = json.loads((base / "whole" / "metrics.json").read_text())
+    m_resumed = json.loads((base / "resumed" / "metrics.json").read_text())
+    assert m_resumed.pop("resumed_from_step") == 7
+    timing = {"seconds", "seconds_per_iter", "compile_seconds"}
+    assert {k: v for k, v in m_resumed.items() if k not in timing} == {
+        k: v for k, v in m_whole.items() if k not in timing
+    }
+    assert (base / "resumed" / "final.png").read_bytes() == (base / "whole" / "final.png").read_bytes()
+
+
+def test_cli_records_the_detection_and_the_oracle(cli_runs):
+    base, _ = cli_runs
+    m = json.loads((base / "whole" / "metrics.json").read_text())
+    h = np.load(base / "whole" / "history.npz")
+    detected, stop_at = numpy_rule(h["es_variance"], 6)
+    assert m["es_iteration"] == detected >= 4 and m["es_stopped"] == (stop_at is not None)
+    assert m["oracle_iteration"] == int(np.argmax(h["psnr_clean"])) + 1
+    assert m["oracle_psnr"] == pytest.approx(float(np.max(h["psnr_clean"])))
+    assert m["es_gap_db"] == pytest.approx(float(np.max(h["psnr_clean"]) - h["psnr_clean"][detected - 1]))
+    assert m["es_gap_db"] >= 0 and (base / "whole" / "es.png").is_file()
+    cfg = json.loads((base / "whole" / "config.json").read_text())
+    env = json.loads((base / "whole" / "environment.json").read_text())
+    assert cfg["fit"]["early_stopping"] == "wmv" and cfg["seed"] == 3
+    assert {"jax", "flax", "optax", "orbax_checkpoint", "git_revision", "xla_flags"} <= set(env)
+
+
+def test_cli_bad_resume_is_one_line_and_writes_nothing(cli_runs):
+    base, common = cli_runs
+    missing = base / "never_ran"
+    r = cli(*common, f"--out_dir={missing}", "--num_iter=12", "--resume")
+    assert r.returncode != 0 and "no checkpoint to resume" in r.stderr and "Traceback" not in r.stderr
+    assert not missing.exists()
+
+    before = files_of(base / "resumed")
+    r = cli(*common, f"--out_dir={base / 'resumed'}", "--num_iter=12", "--lr=0.02", "--resume")
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert "from another run" in r.stderr and "lr: 0.01 in the checkpoint, 0.02 here" in r.stderr
+    r = cli(*common, f"--out_dir={base / 'resumed'}", "--num_iter=12", "--config.default_image_size=48", "--resume")
+    assert r.returncode != 0 and "from another run" in r.stderr and "observation_shape" in r.stderr
+    assert files_of(base / "resumed") == before

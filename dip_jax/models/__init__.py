@@ -9,11 +9,13 @@ import jax
 import jax.numpy as jnp
 
 from dip_jax.models.layers import BatchNorm, Conv, concat_crop, downsample, upsample
+from dip_jax.models.pixels import PixelImage
 from dip_jax.models.skip import Skip, level_sizes, min_input_size, size_multiple
 
 __all__ = [
     "BatchNorm",
     "Conv",
+    "PixelImage",
     "Skip",
     "concat_crop",
     "downsample",
@@ -109,6 +111,8 @@ _NAMED = {
     "standard": lambda **kw: get_net(32, "skip", "reflection", "bilinear", **kw),
     "skip": lambda **kw: skip(**kw),
     "hourglass": lambda **kw: hourglass(**kw),
+    # the pixel-space "no prior" / "TV prior" baselines of the SR prior-effect figure
+    "pixels": lambda **kw: PixelImage(**kw),
     "text_inpainting": lambda **kw: get_net(32, "skip", "reflection", "nearest", skip_n11=128, **kw),
     "vase": lambda **kw: hourglass([128] * 5, num_input_channels=2, upsample_mode="nearest", pad="reflection", **kw),
     "snail": lambda **kw: skip(

@@ -68,11 +68,11 @@ def fit_config(config: ml_collections.ConfigDict) -> fit_lib.FitConfig:
 
 def build_net(config: ml_collections.ConfigDict, image_channels: int):
     overrides = dict(config.net_overrides.to_dict())
-    if config.net in ("standard", "text_inpainting"):
+    if config.net in ("standard", "text_inpainting") or config.net.startswith("skip_depth"):  # get_net's name
         overrides.setdefault("n_channels", image_channels)
     else:
         overrides.setdefault("num_output_channels", image_channels)
-    if "num_input_channels" not in overrides and config.net in ("skip", "hourglass"):
+    if "num_input_channels" not in overrides and config.net in ("skip", "hourglass", "pixels"):
         overrides["num_input_channels"] = config.input.channels
     net = models.get(config.net, **overrides)
     if config.input.kind == "noise" or config.input.kind == "noise_normal":

@@ -160,7 +160,7 @@ def load_problem(config: ml_collections.ConfigDict, key: jax.Array):
     clean = observation = None
     if config.observation:
         observation = _load(config.observation, observation_crop)
-    elif config.observed:
+    elif config.observed or config.task == "flash":  # flash: the no-flash photo is the target, not corrupted
         observation = _load(config.image, observation_crop) if config.image else None
         if observation is None:
             observation = jnp.asarray(io.default_image(config.default_image_size))

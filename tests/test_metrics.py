@@ -46,7 +46,7 @@ def test_psnr_y_with_border_shave_by_hand():
     want = 10 * np.log10(1.0 / np.mean(d**2))
     np.testing.assert_allclose(float(metrics.psnr_y(x, ref)), want, rtol=1e-5)
     assert float(metrics.psnr_y(x, ref, shave=0)) < want - 3  # the border is what was damaged
-    # a 512x512 image is evaluated on 503x503, as the eval script's crop
+    # white maps to the top of the studio range, 235/255, as MATLAB rgb2ycbcr
     np.testing.assert_allclose(float(metrics.rgb_to_y(np.ones((1, 1, 3)))[0, 0]), 235 / 255, rtol=1e-6)
     gray = ref[..., :1]
     np.testing.assert_allclose(float(metrics.psnr_y(np.repeat(gray, 3, -1), np.repeat(gray * 0.9, 3, -1))),

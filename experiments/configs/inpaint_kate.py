@@ -11,6 +11,8 @@ no backtracking; the final image is rendered from the clean code (REFERENCE §3.
 (A photo that is already damaged: `--observation=photo.png --mask=its_mask.png`.)
 Expected: no number in the paper (qualitative, vs. Shepard networks); `psnr_final` against
 kate.png is what to compare between runs.
+Measured on a 2-core CPU at reduced size (`--config.crop="(96, 96)" --num_iter=200`, seed 0):
+masked input 16.68 dB, `psnr_final` 30.28 dB (1.9 s per step under load).
 """
 
 from experiments.configs import common

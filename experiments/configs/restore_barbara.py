@@ -11,6 +11,8 @@ steps (restoration's rule), final image from the last perturbed code.
 Expected: the paper's 32.22 dB (`psnr_final`; the published image scores 32.18 dB, REFERENCE §5.3);
 the masked input about 8.9 dB. The notebook reflection-pads the image to 514x514 and scores the
 padded image; we restore and score the 512x512 image itself.
+Measured on a 2-core CPU at reduced size (`--config.crop="(96, 96)" --num_iter=200`, seed 0):
+masked input 7.57 dB, `psnr_final` 27.74 dB (0.5 s per step).
 """
 
 from experiments.configs import common

@@ -105,3 +105,24 @@ def default_image(size: int = 256) -> np.ndarray:
     top = min(max(0, 160 - size // 2), 512 - size)  # the face lies around row 160, column 200
     left = min(max(0, 200 - size // 2), 512 - size)
     return photo[top : top + size, left : left + size]
+
+
+def load_mask(path: str) -> np.ndarray:
+    """A binary mask file as float32 (H, W, 1) with 1 = known pixel (white), 0 = missing.
+
+    The original reads masks as PNG / 255 (REFERENCE §6.8); a mask with values other than
+    black and white (e.g. a JPEG-compressed or anti-aliased one) is refused rather than
+    thresholded silently. RGB masks are accepted when their channels agree.
+    """
+    mask = load_image(path)
+    if mask.shape[-1] == 3:
+        if not np.array_equal(mask[..., :1], mask[..., 1:2]) or not np.array_equal(mask[..., :1], mask[..., 2:]):
+            raise ImageError(f"the mask {path} has differing RGB channels; expected a black-and-white mask")
+        mask = mask[..., :1]
+    values = np.unique(mask)
+    if not np.all(np.isin(values, (0.0, 1.0))):
+        raise ImageError(
+            f"the mask {path} is not binary: it has {len(values)} distinct values; expected only 0 (missing) and "
+            "255 (known)"
+        )
+    return mask

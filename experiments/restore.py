@@ -3,6 +3,7 @@ r"""Restore an image with Deep Image Prior.
     python -m experiments.restore --config=experiments/configs/quick.py --out_dir=/tmp/dip_quick
     python -m experiments.restore --config=experiments/configs/denoise_f16.py \
         --image=../shared/data/denoising/F16_GT.png --out_dir=/tmp/dip_f16
+    python -m experiments.restore --task=sr --factor=4 --observation=my_low_res_photo.png --out_dir=/tmp/dip_sr
 
 Flags override the config; any config field can also be set as --config.<field>=value.
 """
@@ -18,8 +19,22 @@ _DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "conf
 _CONFIG = config_flags.DEFINE_config_file("config", _DEFAULT_CONFIG, "An ml_collections config file.")
 _OUT_DIR = flags.DEFINE_string("out_dir", None, "Folder for the outputs (must be empty unless --overwrite).")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Write into a non-empty --out_dir.")
-_TASK = flags.DEFINE_string("task", None, "Restoration task (overrides config.task): denoise.")
-_IMAGE = flags.DEFINE_string("image", None, "Image path; none: a crop of skimage.data.astronaut().")
+_TASK = flags.DEFINE_string(
+    "task", None, "Restoration task (overrides config.task): denoise, inpaint, sr, jpeg, flash, deblur."
+)
+_IMAGE = flags.DEFINE_string(
+    "image", None, "A clean image that the task's operator corrupts; none: a crop of skimage.data.astronaut()."
+)
+_OBSERVATION = flags.DEFINE_string(
+    "observation", None, "A degraded image as you have it (noisy, low-resolution, damaged): nothing is simulated."
+)
+_CLEAN = flags.DEFINE_string("clean", None, "Optional clean image to score the restoration of --observation.")
+_MASK = flags.DEFINE_string(
+    "mask", None, "inpaint: a mask file (white = known, black = missing), or bernoulli, text or box (generated)."
+)
+_FACTOR = flags.DEFINE_integer("factor", None, "sr: the upsampling factor (2, 4 or 8 in the paper).")
+_JPEG_QUALITY = flags.DEFINE_integer("jpeg_quality", None, "jpeg: the quality used to simulate the JPEG.")
+_FLASH = flags.DEFINE_string("flash", None, "flash: the flash photo (the net's input); the image is the no-flash one.")
 _SIGMA = flags.DEFINE_float("sigma", None, "Noise std on the [0, 255] scale.")
 _NUM_ITER = flags.DEFINE_integer("num_iter", None, "Optimisation steps.")
 _LR = flags.DEFINE_float("lr", None, "Adam learning rate.")
@@ -52,8 +67,11 @@ def main(argv):
     from experiments import restore_lib
 
     config = _CONFIG.value
-    overrides = (("task", _TASK), ("image", _IMAGE), ("sigma", _SIGMA), ("seed", _SEED), ("seeds", _SEEDS),
-                 ("images", _IMAGES), ("net", _NET))
+    overrides = (
+        ("task", _TASK), ("image", _IMAGE), ("sigma", _SIGMA), ("seed", _SEED), ("seeds", _SEEDS), ("images", _IMAGES),
+        ("net", _NET), ("observation", _OBSERVATION), ("clean", _CLEAN), ("mask", _MASK), ("factor", _FACTOR),
+        ("jpeg_quality", _JPEG_QUALITY), ("flash", _FLASH),
+    )
     for field, flag in overrides:
         if flag.value is not None:
             config[field] = flag.value

@@ -25,7 +25,10 @@ from dip_jax import checkpoint, ensemble, io, metrics, models, operators
 from dip_jax import fit as fit_lib
 from dip_jax.restore import InputConfig, fit_inputs, padded_geometry, restore
 
-TASKS = ("denoise",)
+TASKS = ("denoise", "inpaint", "sr", "jpeg", "flash", "deblur")
+MASK_GENERATORS = ("bernoulli", "text", "box")
+# Tasks whose operator depends on the image (a mask, a flash photo): one image per run.
+PER_IMAGE_TASKS = ("inpaint", "flash")
 MAX_NUM_ITER = 1_000_000
 
 
@@ -50,6 +53,26 @@ def validate(config: ml_collections.ConfigDict) -> None:
         raise ConfigError("give either an image or a folder of images, not both")
     if config.net not in models.names():
         raise ConfigError(f"unknown net {config.net!r}; expected one of {models.names()}")
+    if config.observation and config.image:
+        raise ConfigError("give either --image (a clean image to corrupt) or --observation (a degraded one), not both")
+    if config.task == "inpaint" and not config.mask:
+        raise ConfigError(f"the inpaint task needs --mask=PATH (white = known) or --mask= one of {MASK_GENERATORS}")
+    if not 0 < config.mask_keep <= 1:
+        raise ConfigError(f"mask_keep must be in (0, 1], got {config.mask_keep}")
+    if not (isinstance(config.factor, int) and config.factor >= 1):
+        raise ConfigError(f"factor must be a positive integer, got {config.factor!r}")
+    if not 1 <= config.jpeg_quality <= 100:
+        raise ConfigError(f"jpeg_quality must be in [1, 100], got {config.jpeg_quality}")
+    if config.task == "flash" and not config.flash:
+        raise ConfigError("the flash task needs --flash=PATH (the flash photo, which is the net's input)")
+    if config.tv_weight < 0:
+        raise ConfigError(f"tv_weight must be >= 0, got {config.tv_weight}")
+
+    if config.images and config.task in PER_IMAGE_TASKS:
+        raise ConfigError(f"--images restores a folder for {sorted(set(TASKS) - set(PER_IMAGE_TASKS))}; "
+                          f"{config.task} needs its own mask or flash photo per image")
+    if config.images and config.observation:
+        raise ConfigError("give either --observation or --images (with --config.observed=True for degraded ones)")
 
 
 def fit_config(config: ml_collections.ConfigDict) -> fit_lib.FitConfig:
@@ -59,7 +82,7 @@ def fit_config(config: ml_collections.ConfigDict) -> fit_lib.FitConfig:
 # Registry names built by the original's get_net: their output channels are `n_channels`.
 GET_NET_NAMES = ("standard", "text_inpainting", "skip_depth6", "skip_depth4", "skip_depth2")
 # Registry names that build an architecture with its defaults: the code's channels follow `config.input`.
-ARCHITECTURE_NAMES = ("skip", "hourglass", "UNet", "ResNet", "texture_nets", "deep_decoder", "conv_decoder")
+ARCHITECTURE_NAMES = ("skip", "hourglass", "UNet", "ResNet", "texture_nets", "deep_decoder", "conv_decoder", "pixels")
 
 
 def build_net(config: ml_collections.ConfigDict, image_channels: int, image_size: Optional[tuple] = None):
@@ -80,14 +103,115 @@ def build_net(config: ml_collections.ConfigDict, image_channels: int, image_size
     return net
 
 
+def _crop(image, crop):
+    """Centre crop to (height, width); (0, 0) keeps the image."""
+    h, w = crop
+    if not h and not w:
+        return image
+    return io.center_crop(image, h or image.shape[0], w or image.shape[1])
+
+
+def _load(path: str, crop=(0, 0)):
+    return jnp.asarray(_crop(io.load_image(path), crop))
+
+
+def load_mask(config: ml_collections.ConfigDict, image_shape, key: jax.Array):
+    """The inpainting mask (H, W, 1), 1 = known: from a file, or generated for the image's size."""
+    h, w = image_shape[:2]
+    if config.mask == "bernoulli":
+        return operators.bernoulli_mask(key, h, w, float(config.mask_keep))
+    if config.mask == "text":
+        return jnp.asarray(operators.text_mask(h, w))
+    if config.mask == "box":
+        return jnp.asarray(operators.box_mask(h, w, h // 3, w // 3, h // 3, w // 3))
+    mask = _crop(io.load_mask(config.mask), tuple(config.crop))
+    operators.inpainting.check_mask(mask, image_shape)
+    return jnp.asarray(mask)
+
+
+def blur_kernel(config: ml_collections.ConfigDict) -> np.ndarray:
+    if not config.blur_kernel:
+        return operators.gaussian_kernel(float(config.blur_sigma))
+    if config.blur_kernel.endswith(".npy"):
+        kernel = np.load(config.blur_kernel).astype(np.float32)
+    else:
+        kernel = io.load_image(config.blur_kernel)[..., 0]
+        kernel = kernel / max(float(kernel.sum()), 1e-12)
+    operators.deblurring.check_kernel(kernel)
+    return kernel
+
+
+def make_operator(config: ml_collections.ConfigDict, image_shape, key: jax.Array) -> operators.Operator:
+    """The task's operator; `image_shape` is the restored image's (for masks), `key` draws masks."""
+    task = config.task
+    if task == "denoise":
+        operator = operators.Denoising(
+            sigma=float(config.sigma), noise_model=config.noise_model, peak=float(config.poisson_peak)
+        )
+    elif task == "inpaint":
+        operator = operators.Inpainting(load_mask(config, image_shape, key))
+    elif task == "sr":
+        operator = operators.SuperResolution(int(config.factor), config.sr_kernel, float(config.sr_phase))
+    elif task == "jpeg":
+        operator = operators.JPEGArtifacts(int(config.jpeg_quality))
+    elif task == "flash":
+        operator = operators.FlashNoFlash()
+    elif task == "deblur":
+        operator = operators.Deblurring(jnp.asarray(blur_kernel(config)), float(config.blur_noise_sigma))
+    else:
+        raise ConfigError(f"unknown task {task!r}")
+    if config.tv_weight:
+        operator = operators.Regularized(operator, float(config.tv_weight))
+    return operator
+
+
 def load_problem(config: ml_collections.ConfigDict, key: jax.Array, path: str = ""):
-    """(clean image or None, observation, operator) for the configured task and one image path."""
-    image = io.load_image(path) if path else io.default_image(config.default_image_size)
-    operator = operators.Denoising(sigma=float(config.sigma))
-    if config.observed:
-        return None, image, operator
-    clean = jnp.asarray(image)
-    return clean, operator.simulate(clean, key), operator
+    """(clean image or None, observation, operator) for the configured task.
+
+    With `observation` (or `observed`) the degraded image is the user's own and nothing is
+    simulated; `clean`, when given, is only used for scoring. Otherwise `image` (or the
+    default photo) is the clean image, which the operator corrupts with `key`.
+    """
+    if path:  # folder mode: this image stands for --image
+        config = config.copy_and_resolve_references()
+        config.image = path
+    crop = tuple(config.crop)
+    sr = config.task == "sr"
+    # For SR the crop is the high-resolution size: a low-resolution observation gets crop / factor.
+    observation_crop = tuple(c // config.factor for c in crop) if sr else crop
+    clean = observation = None
+    if config.observation:
+        observation = _load(config.observation, observation_crop)
+    elif config.observed or config.task == "flash":  # flash: the no-flash photo is the target, not corrupted
+        observation = _load(config.image, observation_crop) if config.image else None
+        if observation is None:
+            observation = jnp.asarray(io.default_image(config.default_image_size))
+    else:
+        image = io.load_image(config.image) if config.image else io.default_image(config.default_image_size)
+        clean = jnp.asarray(_crop(image, crop))
+    if config.clean:
+        clean = _load(config.clean, crop)
+
+    if observation is not None and sr:
+        image_shape = (observation.shape[0] * config.factor, observation.shape[1] * config.factor, observation.shape[2])
+    else:
+        image_shape = (observation if observation is not None else clean).shape
+    # The mask's key is derived, so the denoising observation keeps being drawn from `key` itself.
+    operator = make_operator(config, image_shape, jax.random.fold_in(key, 1))
+    if observation is None:
+        observation = operator.simulate(clean, key)
+    if clean is not None:
+        expected = tuple(operator.output_shape(observation.shape))
+        if tuple(clean.shape) != expected:
+            raise ValueError(f"the clean image is {tuple(clean.shape)} but the restored image will be {expected}")
+    return clean, observation, operator
+
+
+def load_flash(config: ml_collections.ConfigDict, observation_shape) -> jax.Array:
+    """The flash photo (the net's input), checked against the no-flash observation."""
+    flash = _load(config.flash, tuple(config.crop))
+    operators.flash.check_flash_pair(flash.shape, observation_shape)
+    return flash
 
 
 def prepare_out_dir(out_dir: str, overwrite: bool) -> None:
@@ -240,17 +364,37 @@ def seed_keys(fit_key: jax.Array, num_seeds: int) -> jax.Array:
     return jnp.stack([jax.random.fold_in(fit_key, i) for i in range(num_seeds)])
 
 
-def write_outputs(out_dir: str, config, clean, observation, result, num_seeds: int) -> dict:
-    """Images, history and the quality metrics of one image's fit (all seeds)."""
+def write_outputs(out_dir: str, config, clean, observation, result, num_seeds: int, operator,
+                  input_image=None) -> dict:
+    """Images, history and the quality metrics of one image's fit (all seeds; seed 0 is the single run).
+
+    `result` has a leading seed axis (`ensemble.SeedsResult`, or `as_seeds` of a single fit).
+    """
     io.save_image(os.path.join(out_dir, "observation.png"), observation)
     io.save_image(os.path.join(out_dir, "final.png"), result.finals[0])
     io.save_image(os.path.join(out_dir, "ema.png"), result.emas[0])
     if clean is not None:
         io.save_image(os.path.join(out_dir, "clean.png"), clean)
+    baseline = None
+    base_operator = operator.base if isinstance(operator, operators.Regularized) else operator
+    if isinstance(base_operator, operators.SuperResolution):
+        baseline = base_operator.baseline(observation)
+        io.save_image(os.path.join(out_dir, "baseline.png"), baseline)
+    if isinstance(base_operator, operators.Inpainting):
+        io.save_image(os.path.join(out_dir, "mask.png"), base_operator.mask)
+    if input_image is not None:
+        io.save_image(os.path.join(out_dir, "flash.png"), input_image)
     history = {k: (v[0] if num_seeds == 1 else v) for k, v in result.history.items()}
     np.savez_compressed(os.path.join(out_dir, "history.npz"), **history)
-    out = {"backtracks": int(np.sum(result.history["backtracked"])),
+    out = {"steps_run": int(result.history["loss"].shape[1]),
+           "backtracks": int(np.sum(result.history["backtracked"])),
            "final_loss": float(np.mean(result.history["loss"][:, -1]))}
+    if config.task == "sr":
+        out["factor"] = int(config.factor)
+    if config.tv_weight:
+        out["tv_weight"] = float(config.tv_weight)
+    # What can always be measured: how well A(output) reproduces the observation.
+    out["psnr_obs_final"] = float(metrics.psnr(operator.forward(result.finals[0]), observation))
     if num_seeds > 1:
         io.save_image(os.path.join(out_dir, "mean.png"), result.mean)
         std = np.asarray(result.std)
@@ -262,17 +406,25 @@ def write_outputs(out_dir: str, config, clean, observation, result, num_seeds: i
             io.save_image(os.path.join(out_dir, f"seed{i}_final.png"), result.finals[i])
             io.save_image(os.path.join(out_dir, f"seed{i}_ema.png"), result.emas[i])
     if clean is not None:
+        if observation.shape == clean.shape:
+            out.update(psnr_input=float(metrics.psnr(observation, clean)),
+                       ssim_input=float(metrics.ssim(observation, clean)))
         # psnr_final / psnr_ema are seed 0's: the single-seed run with this --seed
         out.update(
-            psnr_input=float(metrics.psnr(observation, clean)),
             psnr_final=float(metrics.psnr(result.finals[0], clean)),
             psnr_ema=float(metrics.psnr(result.emas[0], clean)),
-            ssim_input=float(metrics.ssim(observation, clean)),
             ssim_final=float(metrics.ssim(result.finals[0], clean)),
             ssim_ema=float(metrics.ssim(result.emas[0], clean)),
             psnr_ema_best=float(np.max(result.history["psnr_ema_clean"][0])),
             psnr_ema_best_iteration=int(np.argmax(result.history["psnr_ema_clean"][0])) + 1,
         )
+        if baseline is not None:
+            out.update(psnr_baseline=float(metrics.psnr(baseline, clean)),
+                       ssim_baseline=float(metrics.ssim(baseline, clean)))
+        if config.task == "sr":  # the paper's protocol: Y channel, 4/5-pixel border shaved (REFERENCE §4.3)
+            out.update(psnr_y_final=float(metrics.psnr_y(result.finals[0], clean)),
+                       psnr_y_ema=float(metrics.psnr_y(result.emas[0], clean)),
+                       psnr_y_baseline=float(metrics.psnr_y(baseline, clean)))
         if num_seeds > 1:
             seeds = [float(metrics.psnr(e, clean)) for e in result.emas]
             out.update(
@@ -282,9 +434,25 @@ def write_outputs(out_dir: str, config, clean, observation, result, num_seeds: i
                 psnr_mean_image=float(metrics.psnr(result.mean, clean)),
                 ssim_mean_image=float(metrics.ssim(result.mean, clean)),
             )
-    plot_history(os.path.join(out_dir, "psnr.png"), {k: v[0] for k, v in result.history.items()},
-                 f"{config.task}: {os.path.basename(out_dir.rstrip('/')) or out_dir}")
+    history0 = {k: v[0] for k, v in result.history.items()}
+    stop = None if result.state.stopping is None else jax.tree_util.tree_map(lambda x: x[0], result.state.stopping)
+    if stop is not None:  # seed 0's detection, as the single-seed run's
+        out.update(early_stopping_metrics(fit_lib.FitResult(result.finals[0], result.emas[0], {}, None, stop),
+                                          history0, clean))
+        if out.get("es_iteration"):
+            io.save_image(os.path.join(out_dir, "es.png"), stop.output)
+    plot_history(os.path.join(out_dir, "psnr.png"), history0,
+                 f"{config.task}: {os.path.basename(out_dir.rstrip('/')) or out_dir}", out.get("es_iteration"))
     return out
+
+
+def as_seeds(result: fit_lib.FitResult, history: dict) -> ensemble.SeedsResult:
+    """A single fit as the K = 1 case of an ensemble (leading seed axis), for `write_outputs`."""
+    return ensemble.SeedsResult(
+        finals=result.final[None], emas=result.ema[None], mean=result.ema, std=jnp.zeros_like(result.ema),
+        history={k: np.asarray(v)[None] for k, v in history.items()},
+        state=jax.tree_util.tree_map(lambda x: x[None], result.state),
+    )
 
 
 def run(
@@ -309,6 +477,8 @@ def run(
     if checkpoint_every or resume:
         if config.seeds != 1 or config.images:
             raise ConfigError("checkpoints and --resume are for one image and one seed (no --seeds, no --images)")
+        if config.task == "flash":
+            raise ConfigError("checkpoints and --resume are not supported for the flash task yet")
         return run_checkpointed(config, out_dir, overwrite, checkpoint_every=checkpoint_every, resume=resume)
     fcfg = fit_config(config)
     paths = list_images(config.images) if config.images else [config.image]
@@ -330,6 +500,10 @@ def run(
     code_h, code_w = models.code_size(net, *padded_geometry(net, out_h, out_w)[:2])
     num_params = models.num_params(net, (1, code_h, code_w, net.num_input_channels))
     input_config = InputConfig(config.input.kind, config.input.channels, config.input.scale)
+    input_image = None
+    if config.task == "flash":  # the flash photo is the code z (REFERENCE §3.2)
+        input_image = load_flash(config, problems[0][1].shape)
+        input_config = InputConfig("image", input_image.shape[-1], config.input.scale)
     num_seeds = config.seeds
     logging.info(
         "restoring %d image(s) (%s) x %d seed(s) with %s (%d parameters) for %d steps on %s",
@@ -341,7 +515,7 @@ def run(
     cleans = [c for c, _, _ in problems]
     results = ensemble.fit_images(
         [o for _, o, _ in problems], operator, net, fcfg, seed_keys(fit_key, num_seeds), input_config=input_config,
-        cleans=None if any(c is None for c in cleans) else cleans, callback=progress,
+        input_image=input_image, cleans=None if any(c is None for c in cleans) else cleans, callback=progress,
     )
     jax.block_until_ready([r.finals for r in results])
     seconds = time.perf_counter() - progress.start
@@ -365,19 +539,10 @@ def run(
         if config.images:
             image_dir = os.path.join(out_dir, os.path.splitext(os.path.basename(path))[0])
             os.makedirs(image_dir, exist_ok=True)
-        row = {**common, "image": path or f"skimage.data.astronaut (crop {config.default_image_size})",
+        source = path or config.observation or f"skimage.data.astronaut (crop {config.default_image_size})"
+        row = {**common, "image": source,
                "shape": list(observation.shape)}
-        row.update(write_outputs(image_dir, config, clean, observation, result, num_seeds))
-        row["steps_run"] = int(result.history["loss"].shape[1])
-        if result.state.stopping is not None:  # seed 0's detection, as the single-seed run's
-            seed0 = fit_lib.FitResult(final=result.finals[0], ema=result.emas[0], history={}, state=None,
-                                      stop=jax.tree_util.tree_map(lambda x: x[0], result.state.stopping))
-            history0 = {k: v[0] for k, v in result.history.items()}
-            row.update(early_stopping_metrics(seed0, history0, clean))
-            if row.get("es_iteration"):
-                io.save_image(os.path.join(image_dir, "es.png"), seed0.stop.output)
-                plot_history(os.path.join(image_dir, "psnr.png"), history0, f"{config.task}: {row['image']}",
-                             row["es_iteration"])
+        row.update(write_outputs(image_dir, config, clean, observation, result, num_seeds, operator, input_image))
         with open(os.path.join(image_dir, "metrics.json"), "w") as f:
             json.dump(row, f, indent=2)
         rows.append(row)
@@ -453,16 +618,6 @@ def run_checkpointed(
     seconds = time.perf_counter() - progress.start
     history = full_history(result.history)
 
-    io.save_image(os.path.join(out_dir, "observation.png"), observation)
-    io.save_image(os.path.join(out_dir, "final.png"), result.final)
-    io.save_image(os.path.join(out_dir, "ema.png"), result.ema)
-    if clean is not None:
-        io.save_image(os.path.join(out_dir, "clean.png"), clean)
-    np.savez_compressed(os.path.join(out_dir, "history.npz"), **history)
-    es = early_stopping_metrics(result, history, clean)
-    if es.get("es_iteration"):
-        io.save_image(os.path.join(out_dir, "es.png"), result.stop.output)
-
     out = {
         "task": config.task,
         "image": config.image or f"skimage.data.astronaut (crop {config.default_image_size})",
@@ -471,35 +626,20 @@ def run_checkpointed(
         "num_params": models.num_params(net, (1, *observation.shape[:2], net.num_input_channels)),
         "num_iter": fcfg.num_iter,
         "seed": config.seed,
-        "steps_run": len(history["loss"]),
         "seconds": seconds,
         "seconds_per_iter": progress.seconds_per_iter() if progress.first else None,
         "compile_seconds": progress.first[1] - progress.start if progress.first else None,
-        "backtracks": int(np.sum(history["backtracked"])),
-        "final_loss": float(history["loss"][-1]),
     }
     if resume:
         out["resumed_from_step"] = resumed_from
-    out.update(es)
     if config.task == "denoise":
         out["sigma"] = float(config.sigma)
-    if clean is not None:
-        out.update(
-            psnr_input=float(metrics.psnr(observation, clean)),
-            psnr_final=float(metrics.psnr(result.final, clean)),
-            psnr_ema=float(metrics.psnr(result.ema, clean)),
-            ssim_input=float(metrics.ssim(observation, clean)),
-            ssim_final=float(metrics.ssim(result.final, clean)),
-            ssim_ema=float(metrics.ssim(result.ema, clean)),
-            psnr_ema_best=float(np.max(history["psnr_ema_clean"])),
-            psnr_ema_best_iteration=int(np.argmax(history["psnr_ema_clean"])) + 1,
-        )
+    out.update(write_outputs(out_dir, config, clean, observation, as_seeds(result, history), 1, operator))
     with open(os.path.join(out_dir, "metrics.json"), "w") as f:
         json.dump(out, f, indent=2)
     with open(os.path.join(out_dir, "config.json"), "w") as f:
         f.write(config.to_json_best_effort(indent=2))
     with open(os.path.join(out_dir, "environment.json"), "w") as f:
         json.dump(environment(), f, indent=2)
-    plot_history(os.path.join(out_dir, "psnr.png"), history, f"{config.task}: {out['image']}", es.get("es_iteration"))
     logging.info("wrote %s: %s", out_dir, json.dumps({k: out[k] for k in out if k.startswith(("psnr", "seconds"))}))
     return out

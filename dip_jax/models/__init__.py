@@ -22,6 +22,7 @@ from dip_jax.models import texture_nets as _texture_nets
 from dip_jax.models import unet as _unet
 from dip_jax.models.decoders import ConvDecoder, DeepDecoder
 from dip_jax.models.layers import BatchNorm, Conv, ConvTranspose, InstanceNorm, concat_crop, downsample, upsample
+from dip_jax.models.pixels import PixelImage
 from dip_jax.models.resnet import ResNet
 from dip_jax.models.skip import Skip, level_sizes
 from dip_jax.models.texture_nets import TextureNets
@@ -35,6 +36,7 @@ __all__ = [
     "DeepDecoder",
     "InstanceNorm",
     "ResNet",
+    "PixelImage",
     "Skip",
     "TextureNets",
     "UNet",
@@ -85,6 +87,8 @@ for _cls, _multiple, _smallest in (
 ):
     size_multiple.register(_cls, _multiple)
     min_input_size.register(_cls, _smallest)
+size_multiple.register(PixelImage, lambda net: 1)  # no levels: any size
+min_input_size.register(PixelImage, lambda net: 1)
 code_size.register(DeepDecoder, _decoders.deep_decoder_code_size)
 code_size.register(ConvDecoder, _decoders.conv_decoder_code_size)
 
@@ -206,6 +210,8 @@ _NAMED = {
     "standard": lambda **kw: get_net(32, "skip", "reflection", "bilinear", **kw),
     "skip": lambda **kw: skip(**kw),
     "hourglass": lambda **kw: hourglass(**kw),
+    # the pixel-space "no prior" / "TV prior" baselines of the SR prior-effect figure
+    "pixels": lambda **kw: PixelImage(**kw),
     "text_inpainting": lambda **kw: get_net(32, "skip", "reflection", "nearest", skip_n11=128, **kw),
     "vase": lambda **kw: hourglass([128] * 5, num_input_channels=2, upsample_mode="nearest", pad="reflection", **kw),
     "snail": lambda **kw: skip(

@@ -19,6 +19,36 @@ def base_config() -> ml_collections.ConfigDict:
     # A folder: restore every image in it (grouped by shape, one compilation per group).
     c.images = ""
 
+    # Real data: a degraded image as the user has it (nothing is simulated), and optionally
+    # the clean image to score against. Either replaces `image`.
+    c.observation = ""
+    c.clean = ""
+    # Centre crop (height, width) of every loaded image, as the notebooks' crops to multiples
+    # of 32 or 64; (0, 0) keeps the whole image. For SR it is the high-resolution size.
+    c.crop = (0, 0)
+    # denoise: 'gaussian' (sigma above) or 'poisson' (photon counts, `poisson_peak` photons at 1).
+    c.noise_model = "gaussian"
+    c.poisson_peak = 30.0
+    # inpaint: a mask file (white = known), or 'bernoulli' (keep each pixel with probability
+    # mask_keep, from the seed), 'text' or 'box' (demo masks).
+    c.mask = ""
+    c.mask_keep = 0.5
+    # sr: the downsampler of the loss (REFERENCE §4.1); the LR image is simulated with PIL (§4.2).
+    c.factor = 4
+    c.sr_kernel = "lanczos2"
+    c.sr_phase = 0.5
+    # jpeg: the quality at which `image` is encoded to simulate an observation.
+    c.jpeg_quality = 10
+    # flash: the flash photo, used as the net's input; the image/observation is the no-flash photo.
+    c.flash = ""
+    # deblur: a kernel file (.npy, or an image normalised to sum 1), or a Gaussian of std blur_sigma;
+    # the simulated observation gets Gaussian noise of std blur_noise_sigma on the [0, 255] scale.
+    c.blur_kernel = ""
+    c.blur_sigma = 2.0
+    c.blur_noise_sigma = 1.0
+    # Weight of an isotropic total-variation term added to the data term (0: none).
+    c.tv_weight = 0.0
+
     c.net = "standard"  # a name from dip_jax.models.names()
     c.net_overrides = ml_collections.ConfigDict()
     c.net_overrides.bn_scale_init = "ones"  # 'uniform' is PyTorch 0.4's U(0, 1) gamma

@@ -1,0 +1,142 @@
+"""experiments/restore.py for every task: outputs, real-data (--observation) runs, one-line errors.
+
+Each subprocess costs JAX's start-up and a compilation, so the runs are few and tiny; the
+tasks that need no file outputs of their own (jpeg, deblur) run in-process.
+"""
+
+import json
+
+import chex
+import imageio.v3 as iio
+import numpy as np
+import pytest
+from test_cli import TINY_CONFIG, cli
+
+from experiments import restore_lib
+from experiments.configs import common
+
+COMMON_OUTPUTS = ("observation.png", "final.png", "ema.png", "metrics.json", "config.json", "environment.json",
+                  "psnr.png", "history.npz")
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    from skimage import data
+
+    d = tmp_path_factory.mktemp("files")
+    photo = data.astronaut()[100:164, 150:214]  # 64 x 64, a real photo
+    iio.imwrite(d / "clean.png", photo)
+    iio.imwrite(d / "flash.png", np.clip(photo.astype(int) + 40, 0, 255).astype(np.uint8))
+    mask = np.full((64, 64), 255, np.uint8)
+    mask[20:30, 20:40] = 0
+    iio.imwrite(d / "mask.png", mask)
+    holed = photo.copy()
+    holed[20:30, 20:40] = 255  # a damaged photo: whatever is in the hole must not matter
+    iio.imwrite(d / "damaged.png", holed)
+    bad = mask.copy()
+    bad[0, 0] = 100
+    iio.imwrite(d / "gray_mask.png", bad)
+    iio.imwrite(d / "small_mask.png", mask[:32])
+    iio.imwrite(d / "odd.png", photo[:62])
+    (d / "tiny.py").write_text(TINY_CONFIG)
+    return d
+
+
+def _metrics(out):
+    return json.loads((out / "metrics.json").read_text())
+
+
+def test_sr_from_a_clean_image(files, tmp_path):
+    out = tmp_path / "sr"
+    r = cli(f"--config={files / 'tiny.py'}", f"--out_dir={out}", "--task=sr", "--factor=4",
+            f"--image={files / 'clean.png'}", "--num_iter=3")
+    assert r.returncode == 0, r.stderr[-2000:]
+    for name in COMMON_OUTPUTS + ("clean.png", "baseline.png"):
+        assert (out / name).is_file(), name
+    m = _metrics(out)
+    assert m["task"] == "sr" and m["factor"] == 4 and m["shape"] == [16, 16, 3]
+    for k in ("psnr_final", "ssim_final", "psnr_baseline", "psnr_y_final", "psnr_y_baseline", "psnr_obs_final"):
+        assert np.isfinite(m[k]), k
+    assert "psnr_input" not in m  # the LR input has no PSNR against the HR image
+    assert iio.imread(out / "final.png").shape == (64, 64, 3)
+    assert iio.imread(out / "observation.png").shape == (16, 16, 3)
+    assert m["psnr_y_baseline"] > 20  # bicubic of a x4 PIL Lanczos LR of a real photo
+
+
+def test_inpaint_a_damaged_photo_with_its_mask(files, tmp_path):
+    out = tmp_path / "inpaint"
+    r = cli(f"--config={files / 'tiny.py'}", f"--out_dir={out}", "--task=inpaint",
+            f"--observation={files / 'damaged.png'}", f"--mask={files / 'mask.png'}",
+            f"--clean={files / 'clean.png'}", "--num_iter=3")
+    assert r.returncode == 0, r.stderr[-2000:]
+    for name in COMMON_OUTPUTS + ("clean.png", "mask.png"):
+        assert (out / name).is_file(), name
+    m = _metrics(out)
+    assert m["task"] == "inpaint" and m["image"].endswith("damaged.png")
+    for k in ("psnr_input", "psnr_final", "ssim_final", "ssim_ema", "psnr_obs_final"):
+        assert np.isfinite(m[k]), k
+    np.testing.assert_array_equal(iio.imread(out / "mask.png"), iio.imread(files / "mask.png"))
+
+
+def test_flash_no_flash_without_a_clean_image(files, tmp_path):
+    out = tmp_path / "flash"
+    r = cli(f"--config={files / 'tiny.py'}", f"--out_dir={out}", "--task=flash", "--config.input.channels=3",
+            f"--observation={files / 'clean.png'}", f"--flash={files / 'flash.png'}", "--num_iter=3")
+    assert r.returncode == 0, r.stderr[-2000:]
+    for name in COMMON_OUTPUTS + ("flash.png",):
+        assert (out / name).is_file(), name
+    assert not (out / "clean.png").exists()
+    m = _metrics(out)
+    assert np.isfinite(m["psnr_obs_final"]) and m["seconds"] > 0
+    assert not any(k.startswith(("ssim", "psnr_final", "psnr_ema")) for k in m)  # nothing to score against
+
+
+@pytest.mark.parametrize("task,extra", [("jpeg", {"jpeg_quality": 5}), ("deblur", {"blur_sigma": 1.5})])
+def test_jpeg_and_deblur_runs(files, tmp_path, task, extra):
+    c = common.base_config()
+    c.net = "skip"
+    c.net_overrides.num_channels_down = (8, 8, 8)
+    c.net_overrides.num_channels_up = (8, 8, 8)
+    c.net_overrides.num_channels_skip = (2, 2, 2)
+    c.input.channels = 4
+    c.fit.num_iter = 2
+    c.task = task
+    c.image = str(files / "clean.png")
+    for k, v in extra.items():
+        c[k] = v
+    m = restore_lib.run(c, str(tmp_path / task))
+    for name in COMMON_OUTPUTS + ("clean.png",):
+        assert (tmp_path / task / name).is_file(), name
+    assert m["task"] == task and np.isfinite(m["ssim_final"])
+    observation = iio.imread(tmp_path / task / "observation.png") / 255.0
+    clean = iio.imread(files / "clean.png") / 255.0
+    chex.assert_equal_shape([observation, clean])
+    assert 18 < m["psnr_input"] < 35  # a real corruption, not the clean image
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--task=inpaint", "--mask={d}/small_mask.png", "--image={d}/clean.png"], "the mask has shape (32, 64)"),
+        (["--task=inpaint", "--mask={d}/gray_mask.png", "--image={d}/clean.png"], "is not binary"),
+        (["--task=inpaint", "--image={d}/clean.png"], "needs --mask"),
+        (["--task=sr", "--factor=4", "--image={d}/odd.png"], "does not divide the image size 62x64"),
+        (["--task=flash", "--observation={d}/clean.png"], "needs --flash"),
+    ],
+)
+def test_task_errors_are_one_line(files, tmp_path, args, message):
+    r = cli(f"--config={files / 'tiny.py'}", f"--out_dir={tmp_path / 'o'}", *[a.format(d=files) for a in args])
+    assert r.returncode != 0
+    assert message in r.stderr, r.stderr[-1000:]
+    assert "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith("restore: error:")
+
+
+def test_config_errors_come_before_any_file_is_read():
+    c = common.base_config()
+    c.task = "flash"
+    with pytest.raises(restore_lib.ConfigError, match="needs --flash"):
+        restore_lib.validate(c)
+    c.task, c.image, c.observation = "sr", "a.png", "b.png"
+    with pytest.raises(restore_lib.ConfigError, match="not both"):
+        restore_lib.validate(c)

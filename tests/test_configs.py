@@ -1,0 +1,50 @@
+"""Every paper-figure config: it validates, and builds the net of its figure (REFERENCE §1.8 counts)."""
+
+import importlib
+
+import pytest
+
+from dip_jax import models
+from experiments import restore_lib
+
+# config module (and variant) -> (image channels, parameter count of the figure's net)
+EXPECTED = {
+    ("denoise_f16", None): (3, 2_217_831),
+    ("jpeg_snail", None): (3, 572_827),
+    ("inpaint_kate", None): (3, 3_002_627),
+    ("inpaint_vase", None): (3, 2_157_955),
+    ("inpaint_library", None): (3, 2_996_467),
+    ("restore_barbara", None): (1, 2_217_573),
+    ("restore_kate", None): (3, 1_027_379),
+    ("sr_zebra_x4", None): (3, 2_217_831),
+    ("sr_zebra_x8", None): (3, 2_217_831),
+    ("sr_prior_effect", "deep"): (3, 2_184_307),
+    ("sr_prior_effect", "tv"): (3, 64 * 64 * 3),  # the pixels of a 64 x 64 test image
+    ("sr_prior_effect", "none"): (3, 64 * 64 * 3),
+    ("flash_no_flash", None): (3, 2_184_307),
+}
+
+
+@pytest.mark.parametrize("name,variant", sorted(EXPECTED, key=str))
+def test_config_builds_the_figures_net(name, variant):
+    module = importlib.import_module(f"experiments.configs.{name}")
+    config = module.get_config() if variant is None else module.get_config(variant)
+    if config.task == "flash":
+        config.flash = "flash.jpg"  # validate() wants the flash photo named
+    if config.task == "inpaint" and not config.mask:
+        config.mask = "mask.png"
+    restore_lib.validate(config)
+    assert module.__doc__ and "python -m experiments.restore" in module.__doc__
+    channels, want = EXPECTED[(name, variant)]
+    net = restore_lib.build_net(config, channels)
+    in_channels = 2 if config.input.kind == "meshgrid" else config.input.channels
+    assert models.num_params(net, (1, 64, 64, in_channels)) == want
+
+
+def test_prior_effect_variants():
+    from experiments.configs import sr_prior_effect
+
+    assert sr_prior_effect.get_config("tv").tv_weight == 1e-7
+    assert sr_prior_effect.get_config("none").tv_weight == 0.0
+    with pytest.raises(ValueError, match="unknown variant"):
+        sr_prior_effect.get_config("bm3d")

@@ -88,6 +88,8 @@ ARCHITECTURE_NAMES = ("skip", "hourglass", "UNet", "ResNet", "texture_nets", "de
 def build_net(config: ml_collections.ConfigDict, image_channels: int, image_size: Optional[tuple] = None):
     """The configured net, with its output channels (and a ConvDecoder's output size) from the image."""
     overrides = dict(config.net_overrides.to_dict())
+    if config.net == "pixels":  # no BatchNorm in a pixel image: the base config's BN setting does not apply
+        overrides.pop("bn_scale_init", None)
     overrides.setdefault("n_channels" if config.net in GET_NET_NAMES else "num_output_channels", image_channels)
     if "num_input_channels" not in overrides and config.net in ARCHITECTURE_NAMES:
         overrides["num_input_channels"] = config.input.channels
@@ -626,6 +628,7 @@ def run_checkpointed(
         "num_params": models.num_params(net, (1, *observation.shape[:2], net.num_input_channels)),
         "num_iter": fcfg.num_iter,
         "seed": config.seed,
+        "seeds": 1,
         "seconds": seconds,
         "seconds_per_iter": progress.seconds_per_iter() if progress.first else None,
         "compile_seconds": progress.first[1] - progress.start if progress.first else None,

@@ -1,10 +1,12 @@
-"""A two-minute demo: denoise a 128x128 crop of skimage's astronaut photo with a small net.
+"""A one-minute demo: denoise a 128x128 crop of skimage's astronaut photo with a small net.
 
     python -m experiments.restore --config=experiments/configs/quick.py --out_dir=/tmp/dip_quick
 
-A 4-level skip net of 32 channels (about 100k parameters) fitted for 600 steps; the rest
-is the paper's denoising recipe. Expected on a 2-core CPU: about 2 minutes; the noisy
-input about 20.5 dB, the averaged output (`psnr_ema`) about 26-27 dB.
+A 4-level skip net of 32 channels (114,771 parameters) fitted for 600 steps; the rest is
+the paper's denoising recipe. Measured on a 2-core CPU (jax 0.10.2, seed 0): 65 s wall for
+the command (54 s of fit, 19 s of it compilation, 0.053 s per step); the noisy input
+20.94 dB, the last output 26.43 dB, the averaged output (`psnr_ema`) 27.02 dB (SSIM 0.38 ->
+0.74).
 """
 
 from experiments.configs import common

@@ -18,10 +18,10 @@ import time
 import jax
 import jax.extend.core
 import jax.numpy as jnp
-import numpy as np
 from absl import app, flags
 
 import dip_jax  # noqa: F401  (the library's XLA defaults, before JAX starts)
+from benchmarks.measure import conv_flops, matmul_peak
 from dip_jax import fit, inputs, models, operators
 
 _SIZES = flags.DEFINE_list("sizes", ["256", "512"], "Square image sides.")
@@ -29,36 +29,6 @@ _NET = flags.DEFINE_string("net", "standard", "A name from dip_jax.models.names(
 _STEPS = flags.DEFINE_integer("steps", 5, "Steps per timed run.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed runs per size.")
 _OUT = flags.DEFINE_string("out", None, "JSON output path.")
-
-
-def conv_flops(jaxpr) -> float:
-    """2 * multiply-adds of every convolution in a (closed) jaxpr, nested calls included."""
-    total = 0.0
-    for eqn in jaxpr.eqns:
-        if eqn.primitive.name == "conv_general_dilated":
-            lhs, rhs = (v.aval for v in eqn.invars[:2])
-            out = eqn.outvars[0].aval
-            dn = eqn.params["dimension_numbers"]
-            rhs_shape = np.array(rhs.shape)
-            in_per_group = rhs_shape[dn.rhs_spec[1]]
-            window = np.prod(rhs_shape[list(dn.rhs_spec[2:])])
-            total += 2.0 * np.prod(out.shape) * in_per_group * window
-        for sub in jax.extend.core.jaxprs_in_params(eqn.params):  # jit, scan, cond bodies
-            total += conv_flops(sub)
-    return total
-
-
-def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
-    """GFLOP/s of a jitted fp32 n x n matmul, the best of `repeats`."""
-    a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
-    f = jax.jit(lambda x: x @ x)
-    f(a).block_until_ready()
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        f(a).block_until_ready()
-        best = min(best, time.perf_counter() - t0)
-    return 2.0 * n**3 / best / 1e9
 
 
 def time_size(net, size: int, steps: int, repeats: int, peak: float) -> dict:

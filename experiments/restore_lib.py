@@ -95,7 +95,12 @@ def build_net(config: ml_collections.ConfigDict, image_channels: int, image_size
         overrides["num_input_channels"] = config.input.channels
     if config.net == "conv_decoder" and image_size is not None:
         overrides.setdefault("output_size", tuple(image_size))
-    net = models.get(config.net, **overrides)
+    if config.get("remat", False):
+        overrides["remat"] = True
+    try:
+        net = models.get(config.net, **overrides)
+    except TypeError as e:  # an override the architecture does not take
+        raise ConfigError(f"the net {config.net!r} does not take {e}") from None
     if config.input.kind == "noise" or config.input.kind == "noise_normal":
         if net.num_input_channels != config.input.channels:
             raise ConfigError(

@@ -1,8 +1,19 @@
 """Shared fixtures: tiny nets and images so the whole suite runs in minutes on 2 cores."""
 
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+# Share compiled programs between tests that build the same computation, and with the CLI
+# subprocesses the tests start (they inherit the environment): many tests fit the same tiny
+# net, and XLA compilation, not running, is most of their cost.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    _cache = tempfile.mkdtemp(prefix="dip_jax_test_cache_")
+    atexit.register(shutil.rmtree, _cache, ignore_errors=True)
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _cache
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
@@ -44,13 +55,3 @@ def photo64():
 def key():
     return jax.random.key(0)
 
-
-@pytest.fixture(scope="session", autouse=True)
-def compilation_cache(tmp_path_factory):
-    """Share compiled programs between tests that build the same computation.
-
-    Many tests fit the same tiny net; XLA compilation, not running, is most of their cost.
-    """
-    jax.config.update("jax_compilation_cache_dir", str(tmp_path_factory.mktemp("jax_cache")))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
-    yield

@@ -441,6 +441,15 @@ def test_build_net_sets_the_output_channels_of_named_nets(name):
     assert restore_lib.build_net(config, 1).num_output_channels == 1
 
 
+def test_build_net_passes_remat_to_skip_nets_only():
+    config = common.base_config()
+    config.remat = True
+    assert restore_lib.build_net(config, 3).remat
+    config.net = "UNet"
+    with pytest.raises(restore_lib.ConfigError, match="does not take .*remat"):
+        restore_lib.build_net(config, 3)
+
+
 LIBRARY = [
     ("skip_depth6", 0.01, 2_996_467),
     ("skip_depth4", 0.01, 1_060_339),

@@ -3,7 +3,7 @@
 import jax
 import jax.numpy as jnp
 
-from benchmarks.speed import conv_flops
+from benchmarks.measure import conv_flops
 
 
 def test_conv_flops_closed_form():
@@ -22,3 +22,22 @@ def test_conv_flops_closed_form():
     strided = jax.jit(lambda x, w: jax.lax.conv_general_dilated(x, w, (2, 2), "SAME",
                                                                  dimension_numbers=("NHWC", "HWIO", "NHWC")))
     assert conv_flops(jax.make_jaxpr(strided)(x, w).jaxpr) == forward / 4
+
+
+def test_step_memory_counts_the_state_of_every_seed():
+    from conftest import tiny_skip
+
+    from benchmarks.measure import step_memory
+    from dip_jax import fit, inputs
+
+    net = tiny_skip()
+    one, two = step_memory(net, 1, 16), step_memory(net, 2, 16)
+    # the state is that of a real fit, once per seed
+    state = fit.init_state(net, inputs.noise(jax.random.key(0), 16, 16, 4), fit.FitConfig(backtrack=True),
+                           jax.random.key(1))
+    leaves = [x for x in jax.tree_util.tree_leaves(state) if hasattr(x, "size") and x.dtype != jax.dtypes.prng_key]
+    assert one["state_bytes"] == sum(x.size * x.dtype.itemsize for x in leaves)
+    assert two["state_bytes"] == 2 * one["state_bytes"]
+    for m in (one, two):
+        assert m["argument_bytes"] >= m["state_bytes"] and m["peak_bytes"] >= m["argument_bytes"] + m["temp_bytes"] // 2
+    assert two["temp_bytes"] > one["temp_bytes"]

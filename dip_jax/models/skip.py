@@ -50,6 +50,9 @@ class Skip(nn.Module):
     act_fun: str = "LeakyReLU"
     need1x1_up: bool = True
     bn_scale_init: str = "ones"
+    # Not in the original: recompute each conv -> BN -> activation unit in the backward pass
+    # (jax.checkpoint) instead of keeping its conv and BN outputs, for large images or many seeds.
+    remat: bool = False
 
     def __post_init__(self):
         n = len(self.num_channels_down)
@@ -79,6 +82,15 @@ class Skip(nn.Module):
 
     def _block(self, x, features, kernel, stride=1, downsample_mode="stride"):
         """conv -> BN -> activation, the unit the original repeats everywhere."""
+        if self.remat:
+            # Lifted over the unbound method so parameter names are those of the plain net.
+            # Only the unit's input is kept for the backward pass: 2 of its 3 activations are
+            # recomputed, for about one extra forward pass per step.
+            return nn.remat(type(self)._unit, static_argnums=(2, 3, 4, 5))(
+                self, x, features, kernel, stride, downsample_mode)
+        return self._unit(x, features, kernel, stride, downsample_mode)
+
+    def _unit(self, x, features, kernel, stride=1, downsample_mode="stride"):
         x = layers.Conv(features, kernel, stride, self.need_bias, self.pad, downsample_mode)(x)
         x = layers.BatchNorm(self.bn_scale_init)(x)
         return layers.activation(self.act_fun)(x)

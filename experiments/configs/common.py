@@ -52,6 +52,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.net = "standard"  # a name from dip_jax.models.names()
     c.net_overrides = ml_collections.ConfigDict()
     c.net_overrides.bn_scale_init = "ones"  # 'uniform' is PyTorch 0.4's U(0, 1) gamma
+    # Recompute each conv -> BN -> activation unit in the backward pass (skip-family nets only):
+    # less memory on GPU/TPU for large images or many seeds; none saved on CPU, where XLA drops it.
+    c.remat = False
 
     c.input = ml_collections.ConfigDict()
     c.input.kind = "noise"

@@ -1,0 +1,74 @@
+"""What the benchmarks measure, as functions: FLOPs read off jaxprs, a matmul peak, XLA's buffer sizes.
+
+Kept apart from the absl apps (speed.py, memory.py, ...) so that they and the tests can import
+them without defining each other's flags.
+"""
+
+import time
+
+import jax
+import jax.extend.core
+import jax.numpy as jnp
+import numpy as np
+
+from dip_jax import ensemble, fit, operators
+from dip_jax.restore import InputConfig
+
+
+def conv_flops(jaxpr) -> float:
+    """2 * multiply-adds of every convolution in a (closed) jaxpr, nested calls included."""
+    total = 0.0
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "conv_general_dilated":
+            lhs, rhs = (v.aval for v in eqn.invars[:2])
+            out = eqn.outvars[0].aval
+            dn = eqn.params["dimension_numbers"]
+            rhs_shape = np.array(rhs.shape)
+            in_per_group = rhs_shape[dn.rhs_spec[1]]
+            window = np.prod(rhs_shape[list(dn.rhs_spec[2:])])
+            total += 2.0 * np.prod(out.shape) * in_per_group * window
+        for sub in jax.extend.core.jaxprs_in_params(eqn.params):  # jit, scan, cond bodies
+            total += conv_flops(sub)
+    return total
+
+
+def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
+    """GFLOP/s of a jitted fp32 n x n matmul, the best of `repeats`."""
+    a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+    f = jax.jit(lambda x: x @ x)
+    f(a).block_until_ready()
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        f(a).block_until_ready()
+        best = min(best, time.perf_counter() - t0)
+    return 2.0 * n**3 / best / 1e9
+
+
+def step_memory(net, k: int, size: int) -> dict:
+    """XLA's buffer sizes (bytes) for one compiled step of k runs on a size x size image."""
+    config = fit.step_config(fit.FitConfig(backtrack=True))
+    keys = jnp.stack([jax.random.key(i) for i in range(k)])
+    zs, fit_keys, crop = ensemble.codes(keys, net, size, size, InputConfig("noise", net.num_input_channels))
+    problem = fit.Problem(net, crop)
+    states = jax.eval_shape(jax.vmap(lambda z, key: fit.initial_state(net, z, key, config=config, problem=problem)),
+                            zs, fit_keys)
+    y = jax.ShapeDtypeStruct((k, size, size, net.num_output_channels), jnp.float32)
+    op = operators.Denoising(25.0)
+    if k == 1:
+        one, _, _ = fit.compiled_steps(problem, config, "cpu")
+        states = jax.tree_util.tree_map(lambda s: jax.ShapeDtypeStruct(s.shape[1:], s.dtype), states)
+        args = (states, jax.ShapeDtypeStruct(zs.shape[1:], zs.dtype), jax.ShapeDtypeStruct(y.shape[1:], y.dtype))
+    else:
+        one, _, _ = ensemble._vmapped_steps(problem, config, "cpu")
+        args = (states, zs, y)
+    stats = one.lower(*args, op, None).compile().memory_analysis()
+    state_bytes = sum(x.size * x.dtype.itemsize for x in jax.tree_util.tree_leaves(args[0]) if hasattr(x, "size"))
+    return {
+        "state_bytes": state_bytes,
+        "argument_bytes": stats.argument_size_in_bytes,
+        "temp_bytes": stats.temp_size_in_bytes,
+        # the donated state is updated in place: outputs that alias arguments take no new memory
+        "peak_bytes": stats.argument_size_in_bytes + stats.output_size_in_bytes - stats.alias_size_in_bytes
+        + stats.temp_size_in_bytes,
+    }

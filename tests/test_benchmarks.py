@@ -30,7 +30,7 @@ def test_step_memory_counts_the_state_of_every_seed():
     from benchmarks.measure import step_memory
     from dip_jax import fit, inputs
 
-    net = tiny_skip()
+    net = tiny_skip(num_channels_down=(8, 8), num_channels_up=(8, 8), num_channels_skip=(2, 2))
     one, two = step_memory(net, 1, 16), step_memory(net, 2, 16)
     # the state is that of a real fit, once per seed
     state = fit.init_state(net, inputs.noise(jax.random.key(0), 16, 16, 4), fit.FitConfig(backtrack=True),

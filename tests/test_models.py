@@ -139,22 +139,19 @@ def test_bad_arguments_are_rejected():
         models.skip().init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
 
 
-def test_remat_keeps_parameters_outputs_and_gradients():
-    kw = dict(num_input_channels=4, num_channels_down=(8, 8, 8), num_channels_up=(8, 8, 8), num_channels_skip=(2, 0, 2),
-              downsample_mode="lanczos2", pad="reflection")
+def test_remat_keeps_parameters_and_gradients():
+    kw = dict(num_input_channels=4, num_channels_down=(8, 8), num_channels_up=(8, 8), num_channels_skip=(2, 0))
     plain, remat = models.skip(**kw), models.skip(remat=True, **kw)
-    z = jax.random.uniform(jax.random.key(0), (1, 24, 24, 4))
+    z = jax.random.uniform(jax.random.key(0), (1, 16, 16, 4))
     params = plain.init(jax.random.key(1), z)["params"]
     chex.assert_trees_all_equal(remat.init(jax.random.key(1), z)["params"], params)
 
     def loss(net):
-        return lambda p: jnp.mean((net.apply({"params": p}, z) - 0.5) ** 2)
+        return jax.jit(jax.value_and_grad(lambda p: jnp.mean((net.apply({"params": p}, z) - 0.5) ** 2)))
 
-    chex.assert_trees_all_close(remat.apply({"params": params}, z), plain.apply({"params": params}, z), atol=1e-6)
-    chex.assert_trees_all_close(jax.grad(loss(remat))(params), jax.grad(loss(plain))(params), rtol=1e-5, atol=1e-8)
+    chex.assert_trees_all_close(loss(remat)(params), loss(plain)(params), rtol=1e-5, atol=1e-8)
     # the recomputation is in the program handed to XLA: one barrier per conv -> BN -> activation unit
     # (XLA's CPU compiler then removes them, which benchmarks/memory.py measures)
-    lowered = jax.jit(jax.grad(loss(remat))).lower(params).as_text()
-    units = 3 * 3 + 2 + 3  # per level: 2 down, 1 up, 1x1 up; plus the 2 levels with a skip branch
-    assert lowered.count("optimization_barrier") == units
-    assert "optimization_barrier" not in jax.jit(jax.grad(loss(plain))).lower(params).as_text()
+    units = 2 * 4 + 1  # per level: 2 down, 1 up, 1x1 up; plus the one level with a skip branch
+    assert loss(remat).lower(params).as_text().count("optimization_barrier") == units
+    assert "optimization_barrier" not in loss(plain).lower(params).as_text()

@@ -2,6 +2,10 @@ r"""Per-seed cost of K seeds fitted together ('vmap') against K single fits ('se
 
     python -m benchmarks.seeds --size=256 --seeds=1,2,4,8 --steps=3 --out=/tmp/seeds.json
 
+    # one CPU device per core, the seeds split over them ('sharded': vmap inside shard_map)
+    XLA_FLAGS=--xla_force_host_platform_device_count=2 python -m benchmarks.seeds \
+        --size=128 --seeds=2,4 --methods=sequential,sharded
+
 For each K and method: compile time apart (the first step), then the median over
 `--repeats` runs of `--steps` steps, divided by K. Methods alternate within one process so
 that both see the same machine state. Prints a markdown table; JSON to --out.
@@ -13,7 +17,9 @@ import time
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from absl import app, flags
+from jax.sharding import Mesh
 
 import dip_jax  # noqa: F401  (the library's XLA defaults, before JAX starts)
 from dip_jax import ensemble, fit, models, operators
@@ -24,7 +30,8 @@ _SEEDS = flags.DEFINE_list("seeds", ["1", "2", "4", "8"], "Numbers of seeds K.")
 _NET = flags.DEFINE_string("net", "standard", "A name from dip_jax.models.names().")
 _STEPS = flags.DEFINE_integer("steps", 3, "Steps per timed run.")
 _REPEATS = flags.DEFINE_integer("repeats", 2, "Timed runs per (K, method).")
-_METHODS = flags.DEFINE_list("methods", ["sequential", "vmap"], "Methods to compare.")
+_METHODS = flags.DEFINE_list("methods", ["sequential", "vmap"],
+                             "Methods to compare: sequential, vmap (one device), sharded (every device).")
 _OUT = flags.DEFINE_string("out", None, "JSON output path.")
 
 
@@ -38,8 +45,14 @@ def stepper(net, k: int, method: str, size: int):
     op = operators.Denoising(25.0)
     init = jax.jit(jax.vmap(lambda z, key: fit.initial_state(net, z, key, config=config, problem=problem)))
     state = init(zs, fit_keys)
-    if method == "vmap":
-        one, _, _ = ensemble._vmapped_steps(problem, config, "cpu")
+    if method in ("vmap", "sharded"):
+        devices = tuple(jax.devices()) if method == "sharded" else None
+        if devices is not None:  # as ensemble.fit_runs places runs: an equal slice per device
+            if k % len(devices):
+                raise app.UsageError(f"'sharded' needs K divisible by the {len(devices)} devices")
+            mesh = Mesh(np.array(devices), ("runs",))
+            state, zs, y = ensemble._shard((state, zs, y), mesh)
+        one, _, _ = ensemble._vmapped_steps(problem, config, "cpu", devices)
         return state, lambda s: one(s, zs, y, op, None)
     single, _, _ = fit.compiled_steps(problem, config, "cpu")
     states = [jax.tree_util.tree_map(lambda x, i=i: x[i], state) for i in range(k)]

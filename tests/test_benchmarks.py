@@ -1,5 +1,6 @@
 """The benchmarks' own arithmetic: FLOP counts read off jaxprs against closed forms."""
 
+import chex
 import jax
 import jax.numpy as jnp
 
@@ -41,3 +42,21 @@ def test_step_memory_counts_the_state_of_every_seed():
     for m in (one, two):
         assert m["argument_bytes"] >= m["state_bytes"] and m["peak_bytes"] >= m["argument_bytes"] + m["temp_bytes"] // 2
     assert two["temp_bytes"] > one["temp_bytes"]
+
+
+def test_seeds_benchmark_methods_take_the_same_step():
+    """The seeds benchmark times the same computation whichever way the seeds run."""
+    from conftest import tiny_skip
+
+    from benchmarks.seeds import stepper
+
+    net = tiny_skip(num_channels_down=(8, 8), num_channels_up=(8, 8), num_channels_skip=(2, 2))
+    losses = {}
+    for method in ("sequential", "vmap", "sharded"):
+        state, step = stepper(net, 2, method, 16)
+        _, m = step(state)
+        losses[method] = m["loss"]
+    assert losses["sequential"].shape == (2,)
+    assert float(losses["sequential"][0]) != float(losses["sequential"][1])  # two different seeds
+    chex.assert_trees_all_close(losses["vmap"], losses["sequential"], rtol=1e-5)
+    chex.assert_trees_all_close(losses["sharded"], losses["sequential"], rtol=1e-5)

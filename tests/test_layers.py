@@ -103,13 +103,23 @@ def test_lanczos_downsample_preserves_constants():
     np.testing.assert_allclose(layers.downsample(x, "lanczos2", 2), 0.37, rtol=1e-5)
 
 
-@pytest.mark.parametrize("size", [(3, 5), (4, 4)])
+@pytest.mark.parametrize("size", [(3, 5), (4, 4), (1, 2)])
 def test_upsample_nearest_and_bilinear(size):
     x = rand((1, *size, 2))
     near = np.asarray(layers.upsample(jnp.asarray(x), "nearest"))[0]
     np.testing.assert_array_equal(near, np.repeat(np.repeat(x[0], 2, 0), 2, 1))
     bil = np.asarray(layers.upsample(jnp.asarray(x), "bilinear"))[0]
     np.testing.assert_allclose(bil, np_upsample_bilinear(x[0]), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("factor", [2, 3])
+def test_bilinear_upsample_matches_jax_image_resize(factor):
+    # x2 is computed as shifts and sums for speed; it must stay jax.image.resize's values
+    x = jnp.asarray(rand((1, 7, 6, 3), seed=1))
+    want = jax.image.resize(x, (1, 7 * factor, 6 * factor, 3), method="linear", antialias=False)
+    chex.assert_trees_all_close(layers.upsample(x, "bilinear", factor), want, atol=1e-6)
+    np.testing.assert_allclose(layers.upsample(x, "bilinear", factor)[0],
+                               np_upsample_bilinear(np.asarray(x[0]), factor), rtol=1e-5, atol=1e-6)
 
 
 def test_concat_crop_rounds_offset_down():

@@ -72,3 +72,36 @@ def step_memory(net, k: int, size: int) -> dict:
         "peak_bytes": stats.argument_size_in_bytes + stats.output_size_in_bytes - stats.alias_size_in_bytes
         + stats.temp_size_in_bytes,
     }
+
+
+# Winograd F(2x2, 3x3) kernel transform (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks")
+_G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], np.float32)
+
+
+def conv3x3_direct(x: jax.Array, w: jax.Array, dtype=jnp.float32) -> jax.Array:
+    """A 'valid' NHWC convolution as the models run it, optionally on dtype inputs (fp32 out)."""
+    y = jax.lax.conv_general_dilated(x.astype(dtype), w.astype(dtype), (1, 1), "VALID",
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                     preferred_element_type=jnp.float32)
+    return y.astype(jnp.float32)
+
+
+def _input_transform(x: jax.Array, tiles: int, axis: int) -> tuple:
+    """B^T along one axis, on the overlapping 4-wide tiles at stride 2."""
+    a, b, c, d = (jax.lax.slice_in_dim(x, k, k + 2 * tiles - 1, stride=2, axis=axis) for k in range(4))
+    return a - c, b + c, c - b, b - d
+
+
+def conv3x3_winograd(x: jax.Array, w: jax.Array) -> jax.Array:
+    """The 'valid' 3x3 convolution of one NHWC image as Winograd F(2x2, 3x3): 16 batched matmuls."""
+    _, h, wd, c = x.shape
+    out_h, out_w = h - 2, wd - 2
+    th, tw = -(-out_h // 2), -(-out_w // 2)
+    x = jnp.pad(x[0], ((0, 2 * th + 2 - h), (0, 2 * tw + 2 - wd), (0, 0)))
+    v = jnp.stack([q for r in _input_transform(x, th, 0) for q in _input_transform(r, tw, 1)])
+    u = jnp.einsum("ai,ijco,bj->abco", _G, w, _G).reshape(16, c, -1)
+    m = jnp.einsum("tpc,tco->tpo", v.reshape(16, th * tw, c), u).reshape(4, 4, th, tw, -1)
+    r = jnp.stack([m[0] + m[1] + m[2], m[1] - m[2] - m[3]])  # A^T along the tile rows
+    y = jnp.stack([r[:, 0] + r[:, 1] + r[:, 2], r[:, 1] - r[:, 2] - r[:, 3]], axis=1)  # and columns
+    y = jnp.transpose(y, (2, 0, 3, 1, 4)).reshape(2 * th, 2 * tw, -1)
+    return y[None, :out_h, :out_w]

@@ -3,6 +3,7 @@
 import chex
 import jax
 import jax.numpy as jnp
+import pytest
 
 from benchmarks.measure import conv_flops
 
@@ -60,3 +61,17 @@ def test_seeds_benchmark_methods_take_the_same_step():
     assert float(losses["sequential"][0]) != float(losses["sequential"][1])  # two different seeds
     chex.assert_trees_all_close(losses["vmap"], losses["sequential"], rtol=1e-5)
     chex.assert_trees_all_close(losses["sharded"], losses["sequential"], rtol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(1, 10, 10, 3), (1, 9, 12, 2)])  # even and odd output sides
+def test_winograd_convolution_equals_direct(shape):
+    """The Winograd variant that benchmarks/convolutions.py times computes the same convolution."""
+    from benchmarks.measure import conv3x3_direct as direct
+    from benchmarks.measure import conv3x3_winograd as winograd
+
+    kx, kw = jax.random.split(jax.random.key(0))
+    x = jax.random.normal(kx, shape)
+    w = jax.random.normal(kw, (3, 3, shape[-1], 4))
+    chex.assert_trees_all_close(winograd(x, w), direct(x, w), atol=1e-5)
+    grads = [jax.grad(lambda x, w, f=f: jnp.sum(jnp.sin(f(x, w))), argnums=(0, 1))(x, w) for f in (winograd, direct)]
+    chex.assert_trees_all_close(grads[0], grads[1], atol=1e-4)

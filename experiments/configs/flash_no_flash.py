@@ -11,6 +11,8 @@ Both photos are centre-cropped to 768x704, as the notebook.
 
 Expected: no number in the paper (qualitative). The notebook warns that a run sometimes gets
 stuck at a reddish image: rerun with another --seed.
+Measured on a 2-core CPU at reduced size (`--config.crop="(128, 128)" --num_iter=300`, seed 0):
+`psnr_obs_final` (against the no-flash photo) 22.96 dB, 0.205 s per step.
 """
 
 from experiments.configs import common

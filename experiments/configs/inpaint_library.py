@@ -10,6 +10,8 @@ shallower nets of the figure (UNet and ResNet are not ported).
         --out_dir=/tmp/dip_library
 
 Expected: no number in the paper (qualitative: deeper nets inpaint better).
+Measured on a 2-core CPU at reduced size (`--config.crop="(128, 128)" --num_iter=400`, seed 0):
+masked input 18.40 dB, `psnr_final` 19.45 dB (still rising at 400), 0.057 s per step.
 """
 
 from experiments.configs import common

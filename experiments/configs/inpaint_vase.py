@@ -8,6 +8,8 @@ meshgrid, sigma_p = 0.03, Adam 0.01 for 5001 steps, masked MSE, final image from
         --out_dir=/tmp/dip_vase
 
 Expected: no number in the paper (qualitative; "(d) demonstrates sensitivity to the learning rate").
+Measured on a 2-core CPU at reduced size (`--config.crop="(128, 128)" --num_iter=400`, seed 0):
+masked input 13.73 dB, `psnr_final` 21.28 dB, 0.199 s per step.
 """
 
 from experiments.configs import common

@@ -9,6 +9,8 @@ backtracking, as the denoising branch of the notebook. The notebook centre-crops
 
 Expected: no number in the paper (qualitative, §5.4: good at 2400 steps, the blocks are fitted
 by 50K). metrics.json holds only `psnr_obs_final` (the output against the JPEG itself).
+Measured on a 2-core CPU at reduced size (`--config.crop="(128, 192)" --num_iter=600`, seed 0):
+`psnr_obs_final` 27.13 dB, 0.028 s per step.
 """
 
 from experiments.configs import common

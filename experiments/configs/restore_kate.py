@@ -8,6 +8,8 @@ a Bernoulli mask keeping 2% of the pixels (the same in all channels), backtracki
         --image=../shared/data/restoration/kate.png --out_dir=/tmp/dip_kate2
 
 Expected: no number in the paper (qualitative).
+Measured on a 2-core CPU at reduced size (`--config.crop="(128, 128)" --num_iter=400`, seed 0):
+kept pixels 5.33 dB, `psnr_final` 20.95 dB (best 21.74 at step 269), 0.049 s per step.
 """
 
 from experiments.configs import common

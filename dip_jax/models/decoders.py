@@ -52,8 +52,7 @@ class DeepDecoder(nn.Module):
     def __post_init__(self):
         if len(self.num_channels) < 1:
             raise ValueError("num_channels needs at least one layer")
-        if self.upsample_mode not in layers.UPSAMPLE_MODES:
-            raise ValueError(f"unknown upsample_mode {self.upsample_mode!r}; expected one of {layers.UPSAMPLE_MODES}")
+        layers.check_choice("upsample_mode", self.upsample_mode, layers.UPSAMPLE_MODES)
         layers.activation(self.act_fun)  # validates the name
         super().__post_init__()
 
@@ -103,10 +102,8 @@ class ConvDecoder(nn.Module):
     def __post_init__(self):
         if self.num_layers < 2:
             raise ValueError(f"num_layers must be >= 2, got {self.num_layers}")
-        if self.upsample_mode not in layers.UPSAMPLE_MODES:
-            raise ValueError(f"unknown upsample_mode {self.upsample_mode!r}; expected one of {layers.UPSAMPLE_MODES}")
-        if self.pad not in layers.PAD_MODES:
-            raise ValueError(f"unknown pad {self.pad!r}; expected one of {layers.PAD_MODES}")
+        layers.check_choice("upsample_mode", self.upsample_mode, layers.UPSAMPLE_MODES)
+        layers.check_choice("pad", self.pad, layers.PAD_MODES)
         layers.activation(self.act_fun)  # validates the name
         super().__post_init__()
 

@@ -41,13 +41,14 @@ def torch_uniform_init(fan_in: int) -> Callable:
     return init
 
 
-def _check_choice(name: str, value, choices) -> None:
+def check_choice(name: str, value, choices) -> None:
+    """The one error every constructor gives for an unknown option name."""
     if value not in choices:
         raise ValueError(f"unknown {name} {value!r}; expected one of {choices}")
 
 
 def activation(name: str) -> Callable[[jax.Array], jax.Array]:
-    _check_choice("act_fun", name, ACTIVATIONS)
+    check_choice("act_fun", name, ACTIVATIONS)
     return {
         "LeakyReLU": lambda x: nn.leaky_relu(x, negative_slope=0.2),
         "ReLU": nn.relu,  # UNet's blocks and the decoders (the original passes nn.ReLU itself)
@@ -69,8 +70,8 @@ class Conv(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        _check_choice("pad", self.pad, PAD_MODES)
-        _check_choice("downsample_mode", self.downsample_mode, DOWNSAMPLE_MODES)
+        check_choice("pad", self.pad, PAD_MODES)
+        check_choice("downsample_mode", self.downsample_mode, DOWNSAMPLE_MODES)
         k = self.kernel_size
         p = (k - 1) // 2
         conv_stride = self.stride if self.downsample_mode == "stride" else 1
@@ -218,7 +219,7 @@ def upsample(x: jax.Array, mode: str, factor: int = 2) -> jax.Array:
     weights at the border, which for upsampling equals PyTorch's `align_corners=False`
     with clamped edges (tests check it against an independent numpy version).
     """
-    _check_choice("upsample_mode", mode, UPSAMPLE_MODES)
+    check_choice("upsample_mode", mode, UPSAMPLE_MODES)
     n, h, w, c = x.shape
     if mode == "nearest":
         return jnp.repeat(jnp.repeat(x, factor, axis=1), factor, axis=2)
@@ -254,7 +255,7 @@ def resize(x: jax.Array, size: tuple[int, int], mode: str) -> jax.Array:
     half-pixel rule of `jax.image.resize`, which differs at non-integer factors).
     'bilinear' is `align_corners=False`, as in `upsample`.
     """
-    _check_choice("upsample_mode", mode, UPSAMPLE_MODES)
+    check_choice("upsample_mode", mode, UPSAMPLE_MODES)
     n, h, w, c = x.shape
     out_h, out_w = size
     if mode == "nearest":
@@ -278,7 +279,7 @@ def concat_crop(xs: Sequence[jax.Array]) -> jax.Array:
 
 def _affine(module: nn.Module, channels: int, scale_init: str):
     """The per-channel (gamma, beta) of a norm layer; gamma per `scale_init`, beta 0."""
-    _check_choice("bn_scale_init", scale_init, BN_SCALE_INITS)
+    check_choice("bn_scale_init", scale_init, BN_SCALE_INITS)
     init = nn.initializers.ones if scale_init == "ones" else nn.initializers.uniform(1.0)
     scale = module.param("scale", init, (channels,), jnp.float32)
     bias = module.param("bias", nn.initializers.zeros, (channels,), jnp.float32)
@@ -331,7 +332,7 @@ def normalization(kind: str, scale_init: str = "ones", affine: bool = True) -> C
 
     Call it inside a compact method: each call creates a new submodule.
     """
-    _check_choice("norm_layer", kind, NORMALIZATIONS)
+    check_choice("norm_layer", kind, NORMALIZATIONS)
     if kind == "batch":
         return BatchNorm(scale_init)
     if kind == "instance":

@@ -39,10 +39,8 @@ class ResNet(nn.Module):
     bn_scale_init: str = "ones"
 
     def __post_init__(self):
-        if self.norm_layer not in RESNET_NORMS:
-            raise ValueError(f"unknown norm_layer {self.norm_layer!r}; expected one of {RESNET_NORMS}")
-        if self.pad not in layers.PAD_MODES:
-            raise ValueError(f"unknown pad {self.pad!r}; expected one of {layers.PAD_MODES}")
+        layers.check_choice("norm_layer", self.norm_layer, RESNET_NORMS)
+        layers.check_choice("pad", self.pad, layers.PAD_MODES)
         layers.activation(self.act_fun)  # validates the name
         super().__post_init__()
 

@@ -65,15 +65,12 @@ class Skip(nn.Module):
             raise ValueError("filter_skip_size must be a scalar (as in the original)")
         for name, choices in (("upsample_mode", layers.UPSAMPLE_MODES), ("downsample_mode", layers.DOWNSAMPLE_MODES)):
             for mode in _per_level(getattr(self, name), n, name):
-                if mode not in choices:
-                    raise ValueError(f"unknown {name} {mode!r}; expected one of {choices}")
+                layers.check_choice(name, mode, choices)
         for name in ("filter_size_down", "filter_size_up"):
             _per_level(getattr(self, name), n, name)
-        if self.pad not in layers.PAD_MODES:
-            raise ValueError(f"unknown pad {self.pad!r}; expected one of {layers.PAD_MODES}")
+        layers.check_choice("pad", self.pad, layers.PAD_MODES)
         layers.activation(self.act_fun)  # validates the name
-        if self.bn_scale_init not in layers.BN_SCALE_INITS:
-            raise ValueError(f"unknown bn_scale_init {self.bn_scale_init!r}; expected one of {layers.BN_SCALE_INITS}")
+        layers.check_choice("bn_scale_init", self.bn_scale_init, layers.BN_SCALE_INITS)
         super().__post_init__()
 
     @property

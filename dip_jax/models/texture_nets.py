@@ -40,10 +40,8 @@ class TextureNets(nn.Module):
         r = tuple(self.ratios)
         if len(r) < 2 or r[-1] != 1 or any(a != 2 * b for a, b in itertools.pairwise(r)):
             raise ValueError(f"ratios must halve from one entry to the next down to 1, e.g. (4, 2, 1); got {r}")
-        if self.upsample_mode not in layers.UPSAMPLE_MODES:
-            raise ValueError(f"unknown upsample_mode {self.upsample_mode!r}; expected one of {layers.UPSAMPLE_MODES}")
-        if self.pad not in layers.PAD_MODES:
-            raise ValueError(f"unknown pad {self.pad!r}; expected one of {layers.PAD_MODES}")
+        layers.check_choice("upsample_mode", self.upsample_mode, layers.UPSAMPLE_MODES)
+        layers.check_choice("pad", self.pad, layers.PAD_MODES)
         layers.activation(self.act_fun)  # validates the name
         super().__post_init__()
 

@@ -44,12 +44,9 @@ class UNet(nn.Module):
     bn_scale_init: str = "ones"  # only for norm_layer='batch'
 
     def __post_init__(self):
-        if self.upsample_mode not in UNET_UPSAMPLE_MODES:
-            raise ValueError(f"unknown upsample_mode {self.upsample_mode!r}; expected one of {UNET_UPSAMPLE_MODES}")
-        if self.norm_layer not in layers.NORMALIZATIONS:
-            raise ValueError(f"unknown norm_layer {self.norm_layer!r}; expected one of {layers.NORMALIZATIONS}")
-        if self.pad not in layers.PAD_MODES:
-            raise ValueError(f"unknown pad {self.pad!r}; expected one of {layers.PAD_MODES}")
+        layers.check_choice("upsample_mode", self.upsample_mode, UNET_UPSAMPLE_MODES)
+        layers.check_choice("norm_layer", self.norm_layer, layers.NORMALIZATIONS)
+        layers.check_choice("pad", self.pad, layers.PAD_MODES)
         if self.more_layers < 0:
             raise ValueError(f"more_layers must be >= 0, got {self.more_layers}")
         smallest = min(self.filters) - (self.num_input_channels if self.concat_x else 0)

@@ -1,6 +1,7 @@
 r"""Seconds per DIP iteration of a network on this machine, and how close it runs to the peak.
 
     python -m benchmarks.speed --sizes=256,512 --steps=4 --repeats=3 --out=/tmp/speed.json
+    python -m benchmarks.speed --nets=standard,UNet,ResNet,texture_nets,deep_decoder --sizes=256
 
 For each size: the first step (compilation included) apart, then `--repeats` timed runs of
 `--steps` jitted steps each; the median and the spread (min, max) of the per-step time.
@@ -22,21 +23,25 @@ from absl import app, flags
 
 import dip_jax  # noqa: F401  (the library's XLA defaults, before JAX starts)
 from benchmarks.measure import conv_flops, matmul_peak
-from dip_jax import fit, inputs, models, operators
+from dip_jax import fit, models, operators
+from dip_jax.restore import InputConfig, make_code
 
 _SIZES = flags.DEFINE_list("sizes", ["256", "512"], "Square image sides.")
-_NET = flags.DEFINE_string("net", "standard", "A name from dip_jax.models.names().")
+_NETS = flags.DEFINE_list("nets", ["standard"], "Names from dip_jax.models.names(), timed in turn.")
 _STEPS = flags.DEFINE_integer("steps", 5, "Steps per timed run.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed runs per size.")
 _OUT = flags.DEFINE_string("out", None, "JSON output path.")
 
 
-def time_size(net, size: int, steps: int, repeats: int, peak: float) -> dict:
-    z = inputs.noise(jax.random.key(0), size, size, net.num_input_channels)
+def time_size(name: str, size: int, steps: int, repeats: int, peak: float) -> dict:
+    net = models.get(name, **({"output_size": (size, size)} if name == "conv_decoder" else {}))  # as the CLI
+    # the code as `restore` makes it: the decoders take a smaller one, odd sizes are padded
+    z, crop = make_code(jax.random.key(0), net, size, size, InputConfig("noise", net.num_input_channels))
     y = jnp.full((size, size, net.num_output_channels), 0.5)
     config = fit.FitConfig(num_iter=steps, backtrack=True)
-    state = fit.init_state(net, z, config, jax.random.key(1))
-    one, _, _ = fit.compiled_steps(fit.Problem(net), fit.step_config(config), "cpu")
+    problem = fit.Problem(net, crop)
+    state = fit.init_state(net, z, config, jax.random.key(1), problem)
+    one, _, _ = fit.compiled_steps(problem, fit.step_config(config), "cpu")
     op = operators.Denoising(25.0)
     flops = conv_flops(jax.make_jaxpr(one)(state, z, y, op, None).jaxpr)
     t0 = time.perf_counter()
@@ -53,7 +58,8 @@ def time_size(net, size: int, steps: int, repeats: int, peak: float) -> dict:
     med = statistics.median(runs)
     return {
         "size": size,
-        "net": _NET.value,
+        "net": name,
+        "params": models.num_params(net, z.shape),
         "first_step_seconds": first,
         "seconds_per_iter_median": med,
         "seconds_per_iter_min": min(runs),
@@ -70,15 +76,15 @@ def time_size(net, size: int, steps: int, repeats: int, peak: float) -> dict:
 
 def main(argv):
     del argv
-    net = models.get(_NET.value)
     peak = matmul_peak()
-    rows = [time_size(net, int(s), _STEPS.value, _REPEATS.value, peak) for s in _SIZES.value]
+    rows = [time_size(name, int(s), _STEPS.value, _REPEATS.value, peak) for name in _NETS.value for s in _SIZES.value]
     print(f"fp32 matmul peak measured in this run: {peak:.0f} GFLOP/s")
-    print("| net | size | first step s | s/iter median (min-max) | it/s | conv GFLOP/iter | GFLOP/s | of peak "
+    print("| net | params | size | first step s | s/iter median (min-max) | it/s | conv GFLOP/iter | GFLOP/s | of peak "
           "| peak RSS MiB |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['net']} | {r['size']} | {r['first_step_seconds']:.1f} | {r['seconds_per_iter_median']:.3f} "
+        print(f"| {r['net']} | {r['params']:,} | {r['size']} | {r['first_step_seconds']:.1f} "
+              f"| {r['seconds_per_iter_median']:.3f} "
               f"({r['seconds_per_iter_min']:.3f}-{r['seconds_per_iter_max']:.3f}) | {r['iters_per_second']:.2f} "
               f"| {r['conv_gflop_per_iter']:.1f} | {r['achieved_gflops']:.0f} | {r['fraction_of_peak']:.0%} "
               f"| {r['peak_rss_mib']:.0f} |")

@@ -4,6 +4,8 @@ Kept apart from the absl apps (speed.py, memory.py, ...) so that they and the te
 them without defining each other's flags.
 """
 
+import collections
+import re
 import time
 
 import jax
@@ -72,6 +74,22 @@ def step_memory(net, k: int, size: int) -> dict:
         "peak_bytes": stats.argument_size_in_bytes + stats.output_size_in_bytes - stats.alias_size_in_bytes
         + stats.temp_size_in_bytes,
     }
+
+
+# events of the runtime around the ops, not ops themselves
+_NOT_OPS = ("ThunkExecutor", "$", "PjitFunction", "CommonPjRtLoadedExecutable", "SlinkyThreadPool")
+
+
+def op_times(events: list, steps: int) -> tuple[dict, dict]:
+    """ms per step by op kind and by op, from a perfetto trace's complete ('X') events."""
+    by_op = collections.Counter()
+    for e in events:
+        if e.get("ph") == "X" and not e["name"].startswith(_NOT_OPS):
+            by_op[e["name"]] += e.get("dur", 0) / 1e3 / steps
+    by_kind = collections.Counter()
+    for name, ms in by_op.items():
+        by_kind[re.sub(r"[.\d]+$", "", name)] += ms
+    return dict(by_kind), dict(by_op)
 
 
 # Winograd F(2x2, 3x3) kernel transform (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks")

@@ -75,3 +75,18 @@ def test_winograd_convolution_equals_direct(shape):
     chex.assert_trees_all_close(winograd(x, w), direct(x, w), atol=1e-5)
     grads = [jax.grad(lambda x, w, f=f: jnp.sum(jnp.sin(f(x, w))), argnums=(0, 1))(x, w) for f in (winograd, direct)]
     chex.assert_trees_all_close(grads[0], grads[1], atol=1e-4)
+
+
+def test_profile_sums_op_events_by_kind():
+    from benchmarks.measure import op_times
+
+    events = [
+        {"ph": "X", "name": "transpose_copy_fusion", "dur": 3000},
+        {"ph": "X", "name": "transpose_copy_fusion.9", "dur": 1000},
+        {"ph": "X", "name": "convolution.34", "dur": 2000},
+        {"ph": "X", "name": "ThunkExecutor::Execute", "dur": 99000},  # the runtime around ops
+        {"ph": "i", "name": "convolution.35", "dur": 5000},  # not a complete event
+    ]
+    by_kind, by_op = op_times(events, steps=2)
+    assert by_kind == {"transpose_copy_fusion": 2.0, "convolution": 1.0}
+    assert by_op == {"transpose_copy_fusion": 1.5, "transpose_copy_fusion.9": 0.5, "convolution.34": 1.0}

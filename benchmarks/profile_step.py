@@ -1,0 +1,74 @@
+r"""Where a DIP step's time goes: a `jax.profiler` trace of a few steps, summed by XLA op kind.
+
+    python -m benchmarks.profile_step --size=256 --steps=3 --trace_dir=/tmp/dip_profile
+
+Runs the standard fit step (backtracking on, as `benchmarks.speed`) after a warm-up, traces
+`--steps` steps, and prints the milliseconds per step of each kind of XLA op (the op name
+without its numeric suffix: `transpose_copy_fusion`, `convolution`, ...) and the largest
+single ops. The trace stays in `--trace_dir` (open its perfetto_trace.json.gz in
+ui.perfetto.dev or TensorBoard). On XLA's CPU backend the op events cover the thunks that
+run on the calling thread; work a thunk hands to the thread pool (most convolution FLOPs)
+shows as wall time between events, so the sum is less than the step time printed beside it.
+"""
+
+import glob
+import gzip
+import json
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+from absl import app, flags
+
+import dip_jax  # noqa: F401  (the library's XLA defaults, before JAX starts)
+from benchmarks.measure import op_times
+from dip_jax import fit, models, operators
+from dip_jax.restore import InputConfig, make_code
+
+_SIZE = flags.DEFINE_integer("size", 256, "Square image side.")
+_NET = flags.DEFINE_string("net", "standard", "A name from dip_jax.models.names().")
+_STEPS = flags.DEFINE_integer("steps", 3, "Steps traced.")
+_TOP = flags.DEFINE_integer("top", 15, "Rows of each table.")
+_TRACE_DIR = flags.DEFINE_string("trace_dir", "/tmp/dip_profile", "Where the trace is written (must not exist).")
+
+def main(argv):
+    del argv
+    if os.path.exists(_TRACE_DIR.value):
+        raise app.UsageError(f"--trace_dir {_TRACE_DIR.value} exists; give a new folder")
+    size = _SIZE.value
+    net = models.get(_NET.value)
+    z, crop = make_code(jax.random.key(0), net, size, size, InputConfig("noise", net.num_input_channels))
+    y = jnp.full((size, size, net.num_output_channels), 0.5)
+    config = fit.FitConfig(backtrack=True)
+    problem = fit.Problem(net, crop)
+    state = fit.init_state(net, z, config, jax.random.key(1), problem)
+    one, _, _ = fit.compiled_steps(problem, fit.step_config(config), "cpu")
+    op = operators.Denoising(25.0)
+    for _ in range(2):  # compile and warm up
+        state, m = one(state, z, y, op, None)
+    jax.block_until_ready(m)
+    with jax.profiler.trace(_TRACE_DIR.value, create_perfetto_trace=True):
+        t0 = time.perf_counter()
+        for _ in range(_STEPS.value):
+            state, m = one(state, z, y, op, None)
+        jax.block_until_ready(m)
+        step_ms = (time.perf_counter() - t0) / _STEPS.value * 1e3
+    trace = sorted(glob.glob(os.path.join(_TRACE_DIR.value, "**", "perfetto_trace.json.gz"), recursive=True))[-1]
+    with gzip.open(trace) as f:
+        events = json.load(f)
+    events = events["traceEvents"] if isinstance(events, dict) else events
+    by_kind, by_op = op_times(events, _STEPS.value)
+    total = sum(by_kind.values())
+    print(f"{_NET.value} at {size}x{size}: {step_ms:.0f} ms per step (traced), {total:.0f} ms of it in op events")
+    print("| op kind | ms / step | share of op time |\n|---|---|---|")
+    for kind, ms in sorted(by_kind.items(), key=lambda kv: -kv[1])[: _TOP.value]:
+        print(f"| {kind} | {ms:.1f} | {ms / total:.0%} |")
+    print("\n| op | ms / step |\n|---|---|")
+    for name, ms in sorted(by_op.items(), key=lambda kv: -kv[1])[: _TOP.value]:
+        print(f"| {name} | {ms:.1f} |")
+    print(f"\ntrace: {trace}")
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -242,6 +242,7 @@ def train_step(
     rule = stopping_rule(config)
     if rule is not None:
         stop_state, step_metrics["es_variance"] = rule.update(state.stopping, out, state.step)
+        stop_state = stopping.keep_average(stop_state, state.stopping, ema)
     new_state = state.replace(
         params=params,
         opt_state=opt_state,

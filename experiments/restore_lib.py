@@ -351,6 +351,8 @@ def early_stopping_metrics(result, history: dict, clean) -> dict:
         out.update(oracle_iteration=int(np.argmax(curve)) + 1, oracle_psnr=float(np.max(curve)))
         if es_iteration:
             out.update(psnr_es=float(curve[es_iteration - 1]), es_gap_db=float(np.max(curve) - curve[es_iteration - 1]))
+            if len(history.get("psnr_ema_clean", ())):
+                out.update(psnr_ema_es=float(history["psnr_ema_clean"][es_iteration - 1]))
     return out
 
 
@@ -448,6 +450,8 @@ def write_outputs(out_dir: str, config, clean, observation, result, num_seeds: i
                                           history0, clean))
         if out.get("es_iteration"):
             io.save_image(os.path.join(out_dir, "es.png"), stop.output)
+            if config.fit.ema_decay is not None:
+                io.save_image(os.path.join(out_dir, "es_ema.png"), stop.average)
     plot_history(os.path.join(out_dir, "psnr.png"), history0,
                  f"{config.task}: {os.path.basename(out_dir.rstrip('/')) or out_dir}", out.get("es_iteration"))
     return out

@@ -187,6 +187,8 @@ def test_cli_records_the_detection_and_the_oracle(cli_runs):
     assert m["oracle_psnr"] == pytest.approx(float(np.max(h["psnr_clean"])))
     assert m["es_gap_db"] == pytest.approx(float(np.max(h["psnr_clean"]) - h["psnr_clean"][detected - 1]))
     assert m["es_gap_db"] >= 0 and (base / "whole" / "es.png").is_file()
+    assert m["psnr_ema_es"] == pytest.approx(float(h["psnr_ema_clean"][detected - 1]))
+    assert (base / "whole" / "es_ema.png").is_file()
     cfg = json.loads((base / "whole" / "config.json").read_text())
     env = json.loads((base / "whole" / "environment.json").read_text())
     assert cfg["fit"]["early_stopping"] == "wmv" and cfg["seed"] == 3

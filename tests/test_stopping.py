@@ -183,6 +183,11 @@ def test_detection_on_a_real_fit_is_where_the_rule_says(noisy_fit):
     np.testing.assert_allclose(
         float(metrics.psnr(result.stop.output, clean)), result.history["psnr_clean"][detected - 1], rtol=1e-5
     )
+    # the fit's 0.99 average is kept at the same step, beside the raw output
+    np.testing.assert_allclose(
+        float(metrics.psnr(result.stop.average, clean)), result.history["psnr_ema_clean"][detected - 1], rtol=1e-5
+    )
+    assert not np.allclose(result.stop.average, result.stop.output)
 
 
 @pytest.mark.parametrize("steps_per_call", [1, 4])

@@ -488,8 +488,6 @@ def run(
     if checkpoint_every or resume:
         if config.seeds != 1 or config.images:
             raise ConfigError("checkpoints and --resume are for one image and one seed (no --seeds, no --images)")
-        if config.task == "flash":
-            raise ConfigError("checkpoints and --resume are not supported for the flash task yet")
         return run_checkpointed(config, out_dir, overwrite, checkpoint_every=checkpoint_every, resume=resume)
     fcfg = fit_config(config)
     paths = list_images(config.images) if config.images else [config.image]
@@ -595,7 +593,11 @@ def run_checkpointed(
     out_h, out_w, out_c = operator.output_shape(observation.shape)
     net = build_net(config, out_c, (out_h, out_w))
     input_config = InputConfig(config.input.kind, config.input.channels, config.input.scale)
-    z, crop, state_key = fit_inputs(observation, operator, net, fit_key, input_config)
+    input_image = None
+    if config.task == "flash":  # the flash photo is the code z, as in `run`
+        input_image = load_flash(config, observation.shape)
+        input_config = InputConfig("image", input_image.shape[-1], config.input.scale)
+    z, crop, state_key = fit_inputs(observation, operator, net, fit_key, input_config, input_image)
     meta = checkpoint_metadata(config, fcfg, observation.shape, z.shape)
     state, previous = None, {}
     if resume:  # checked before anything is written: a bad folder leaves every file as it was
@@ -622,8 +624,9 @@ def run_checkpointed(
     )
     progress = Progress(fcfg.num_iter, config.log_every)
     result = restore(
-        observation, operator, net, fcfg, fit_key, input_config=input_config, clean=clean, callback=progress,
-        state=state, checkpoint_every=checkpoint_every, checkpoint_fn=save_checkpoint if checkpoint_every else None,
+        observation, operator, net, fcfg, fit_key, input_config=input_config, input_image=input_image, clean=clean,
+        callback=progress, state=state, checkpoint_every=checkpoint_every,
+        checkpoint_fn=save_checkpoint if checkpoint_every else None,
     )
     jax.block_until_ready(result.final)
     seconds = time.perf_counter() - progress.start
@@ -631,7 +634,7 @@ def run_checkpointed(
 
     out = {
         "task": config.task,
-        "image": config.image or f"skimage.data.astronaut (crop {config.default_image_size})",
+        "image": config.image or config.observation or f"skimage.data.astronaut (crop {config.default_image_size})",
         "shape": list(observation.shape),
         "net": config.net,
         "num_params": models.num_params(net, (1, *observation.shape[:2], net.num_input_channels)),
@@ -646,7 +649,8 @@ def run_checkpointed(
         out["resumed_from_step"] = resumed_from
     if config.task == "denoise":
         out["sigma"] = float(config.sigma)
-    out.update(write_outputs(out_dir, config, clean, observation, as_seeds(result, history), 1, operator))
+    out.update(write_outputs(out_dir, config, clean, observation, as_seeds(result, history), 1, operator,
+                             input_image))
     with open(os.path.join(out_dir, "metrics.json"), "w") as f:
         json.dump(out, f, indent=2)
     with open(os.path.join(out_dir, "config.json"), "w") as f:

@@ -209,3 +209,36 @@ def test_cli_bad_resume_is_one_line_and_writes_nothing(cli_runs):
     r = cli(*common, f"--out_dir={base / 'resumed'}", "--num_iter=12", "--config.default_image_size=48", "--resume")
     assert r.returncode != 0 and "from another run" in r.stderr and "observation_shape" in r.stderr
     assert files_of(base / "resumed") == before
+
+
+def test_a_resumed_flash_no_flash_fit_is_the_one_that_never_stopped(tmp_path):
+    """The flash photo is the code: a resumed run must rebuild it exactly (in-process, library entry)."""
+    import imageio.v3 as iio
+    import ml_collections
+
+    from experiments import restore_lib
+
+    rng = np.random.default_rng(0)
+    no_flash = rng.integers(0, 200, (SIZE, SIZE, 3)).astype(np.uint8)
+    iio.imwrite(tmp_path / "no_flash.png", no_flash)
+    iio.imwrite(tmp_path / "flash.png", (no_flash + 40).astype(np.uint8))
+    namespace = {}
+    exec(TINY_CONFIG, namespace)  # the CLI tests' tiny net
+    config = namespace["get_config"]()
+    config.task, config.input.channels = "flash", 3
+    config.observation, config.flash = str(tmp_path / "no_flash.png"), str(tmp_path / "flash.png")
+    assert isinstance(config, ml_collections.ConfigDict)
+
+    def run(out, num_iter, **kw):
+        c = config.copy_and_resolve_references()
+        c.fit.num_iter = num_iter
+        return restore_lib.run(c, str(tmp_path / out), **kw)
+
+    whole = run("whole", 6)
+    run("resumed", 4, checkpoint_every=2)
+    resumed = run("resumed", 6, checkpoint_every=2, resume=True)
+    assert resumed.pop("resumed_from_step") == 4
+    timing = {"seconds", "seconds_per_iter", "compile_seconds"}
+    assert {k: v for k, v in resumed.items() if k not in timing} == {k: v for k, v in whole.items() if k not in timing}
+    for name in ("final.png", "ema.png", "flash.png"):
+        assert (tmp_path / "resumed" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes()

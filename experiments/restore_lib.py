@@ -238,6 +238,7 @@ class Progress:
         self.first = None  # (step, time) of the first completed call: compilation included
         self.last = None
         self._last_log = None
+        self.diverged_at = None  # the first logged step whose loss was not finite
 
     def __call__(self, step: int, m: dict) -> None:
         now = time.perf_counter()
@@ -254,6 +255,10 @@ class Progress:
             rate = (step - self._last_log[0]) / max(now - self._last_log[1], 1e-9)
             self._last_log = (step, now)
             v = {k: float(np.mean(x)) for k, x in m.items()}  # the mean over seeds, if several
+            if not np.isfinite(v["loss"]) and self.diverged_at is None:
+                self.diverged_at = step
+                logging.warning("the loss is %s at step %d: the fit diverged; try a lower --lr, or "
+                                "--config.fit.backtrack=True to step back from such jumps", v["loss"], step)
             parts = [f"step {step}/{self.num_iter}", f"loss {v['loss']:.5f}", f"psnr_obs {v['psnr_obs']:.2f}"]
             if "psnr_clean" in v:
                 parts += [f"psnr {v['psnr_clean']:.2f}", f"psnr_ema {v['psnr_ema_clean']:.2f}"]
@@ -542,6 +547,8 @@ def run(
     }
     if config.task == "denoise":
         common["sigma"] = float(config.sigma)
+    if progress.diverged_at is not None:
+        common["diverged_at_step"] = progress.diverged_at
     rows = []
     for path, (clean, observation, _), result in zip(paths, problems, results, strict=True):
         image_dir = out_dir
@@ -647,6 +654,8 @@ def run_checkpointed(
     }
     if resume:
         out["resumed_from_step"] = resumed_from
+    if progress.diverged_at is not None:
+        out["diverged_at_step"] = progress.diverged_at
     if config.task == "denoise":
         out["sigma"] = float(config.sigma)
     out.update(write_outputs(out_dir, config, clean, observation, as_seeds(result, history), 1, operator,

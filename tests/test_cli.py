@@ -137,3 +137,17 @@ def test_cli_seeds_and_image_folder(tiny_config, tmp_path):
         e1 = iio.imread(d / "seed1_ema.png") / 255.0
         np.testing.assert_allclose(np.load(d / "uncertainty.npy"), np.abs(e0 - e1) / 2, atol=2.5 / 255)
         np.testing.assert_allclose(m["psnr_ema"], m["psnr_seeds"][0], rtol=1e-6)
+
+
+def test_progress_warns_once_when_the_loss_is_not_finite(caplog):
+    from experiments import restore_lib
+
+    progress = restore_lib.Progress(num_iter=4, every=1)
+    progress(1, {"loss": np.float32(0.1), "psnr_obs": np.float32(20.0)})
+    assert progress.diverged_at is None
+    with caplog.at_level("WARNING"):
+        progress(2, {"loss": np.float32(np.nan), "psnr_obs": np.float32(np.nan)})
+        progress(3, {"loss": np.float32(np.inf), "psnr_obs": np.float32(0.0)})
+    assert progress.diverged_at == 2
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "diverged" in warnings[0] and "step 2" in warnings[0]

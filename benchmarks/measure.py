@@ -12,6 +12,7 @@ import jax
 import jax.extend.core
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh
 
 from dip_jax import ensemble, fit, operators
 from dip_jax.restore import InputConfig
@@ -74,6 +75,31 @@ def step_memory(net, k: int, size: int) -> dict:
         "peak_bytes": stats.argument_size_in_bytes + stats.output_size_in_bytes - stats.alias_size_in_bytes
         + stats.temp_size_in_bytes,
     }
+
+
+def seeds_stepper(net, k: int, method: str, size: int):
+    """(state, step function) for k runs as `ensemble.fit_runs` builds them: 'sequential', 'vmap' or 'sharded'."""
+    config = fit.step_config(fit.FitConfig(backtrack=True))
+    keys = jnp.stack([jax.random.key(i) for i in range(k)])
+    zs, fit_keys, crop = ensemble.codes(keys, net, size, size, InputConfig("noise", net.num_input_channels))
+    y = jnp.full((k, size, size, net.num_output_channels), 0.5)
+    problem = fit.Problem(net, crop)
+    op = operators.Denoising(25.0)
+    init = jax.jit(jax.vmap(lambda z, key: fit.initial_state(net, z, key, config=config, problem=problem)))
+    state = init(zs, fit_keys)
+    if method in ("vmap", "sharded"):
+        devices = tuple(jax.devices()) if method == "sharded" else None
+        if devices is not None:  # as ensemble.fit_runs places runs: an equal slice per device
+            if k % len(devices):
+                raise ValueError(f"'sharded' needs K divisible by the {len(devices)} devices")
+            mesh = Mesh(np.array(devices), ("runs",))
+            state, zs, y = ensemble._shard((state, zs, y), mesh)
+        one, _, _ = ensemble._vmapped_steps(problem, config, "cpu", devices)
+        return state, lambda s: one(s, zs, y, op, None)
+    single, _, _ = fit.compiled_steps(problem, config, "cpu")
+    states = [jax.tree_util.tree_map(lambda x, i=i: x[i], state) for i in range(k)]
+    step_k = ensemble._sequential(single, k)
+    return states, lambda s: step_k(s, zs, y, op, None)
 
 
 # events of the runtime around the ops, not ops themselves

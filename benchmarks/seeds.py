@@ -16,14 +16,11 @@ import statistics
 import time
 
 import jax
-import jax.numpy as jnp
-import numpy as np
 from absl import app, flags
-from jax.sharding import Mesh
 
 import dip_jax  # noqa: F401  (the library's XLA defaults, before JAX starts)
-from dip_jax import ensemble, fit, models, operators
-from dip_jax.restore import InputConfig
+from benchmarks.measure import seeds_stepper
+from dip_jax import models
 
 _SIZE = flags.DEFINE_integer("size", 256, "Square image side.")
 _SEEDS = flags.DEFINE_list("seeds", ["1", "2", "4", "8"], "Numbers of seeds K.")
@@ -35,31 +32,6 @@ _METHODS = flags.DEFINE_list("methods", ["sequential", "vmap"],
 _OUT = flags.DEFINE_string("out", None, "JSON output path.")
 
 
-def stepper(net, k: int, method: str, size: int):
-    """(state, step function) for k runs, as `ensemble.fit_runs` builds them."""
-    config = fit.step_config(fit.FitConfig(backtrack=True))
-    keys = jnp.stack([jax.random.key(i) for i in range(k)])
-    zs, fit_keys, crop = ensemble.codes(keys, net, size, size, InputConfig("noise", net.num_input_channels))
-    y = jnp.full((k, size, size, net.num_output_channels), 0.5)
-    problem = fit.Problem(net, crop)
-    op = operators.Denoising(25.0)
-    init = jax.jit(jax.vmap(lambda z, key: fit.initial_state(net, z, key, config=config, problem=problem)))
-    state = init(zs, fit_keys)
-    if method in ("vmap", "sharded"):
-        devices = tuple(jax.devices()) if method == "sharded" else None
-        if devices is not None:  # as ensemble.fit_runs places runs: an equal slice per device
-            if k % len(devices):
-                raise app.UsageError(f"'sharded' needs K divisible by the {len(devices)} devices")
-            mesh = Mesh(np.array(devices), ("runs",))
-            state, zs, y = ensemble._shard((state, zs, y), mesh)
-        one, _, _ = ensemble._vmapped_steps(problem, config, "cpu", devices)
-        return state, lambda s: one(s, zs, y, op, None)
-    single, _, _ = fit.compiled_steps(problem, config, "cpu")
-    states = [jax.tree_util.tree_map(lambda x, i=i: x[i], state) for i in range(k)]
-    step_k = ensemble._sequential(single, k)
-    return states, lambda s: step_k(s, zs, y, op, None)
-
-
 def main(argv):
     del argv
     net = models.get(_NET.value)
@@ -67,7 +39,7 @@ def main(argv):
     for k in [int(s) for s in _SEEDS.value]:
         runs = {}
         for method in _METHODS.value:
-            state, step = stepper(net, k, method, _SIZE.value)
+            state, step = seeds_stepper(net, k, method, _SIZE.value)
             t0 = time.perf_counter()
             state, m = step(state)
             jax.block_until_ready(m)

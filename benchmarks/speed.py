@@ -2,13 +2,16 @@ r"""Seconds per DIP iteration of a network on this machine, and how close it run
 
     python -m benchmarks.speed --sizes=256,512 --steps=4 --repeats=3 --out=/tmp/speed.json
     python -m benchmarks.speed --nets=standard,UNet,ResNet,texture_nets,deep_decoder --sizes=256
+    python -m benchmarks.speed --sizes=64,128 --seeds=1,2,4,8
 
-For each size: the first step (compilation included) apart, then `--repeats` timed runs of
-`--steps` jitted steps each; the median and the spread (min, max) of the per-step time.
-GFLOP per iteration is counted from the step's own convolutions (forward, input gradient
-and weight gradient, read off its jaxpr), and the achieved GFLOP/s is compared with an fp32
-matmul peak measured in the same run. Peak memory is the process's maximum resident size.
-A row per size goes to stdout as a markdown table and to `--out` as JSON.
+For each net, size and number of seeds K (run as `fit_seeds` runs them on this backend: one
+after the other on a one-device CPU, vmapped elsewhere): the first step (compilation included)
+apart, then `--repeats` timed runs of `--steps` steps each; the median and the spread (min,
+max) of the time per iteration of all K seeds. GFLOP per iteration is counted from the step's
+own convolutions (forward, input gradient and weight gradient, read off its jaxpr), and the
+achieved GFLOP/s is compared with an fp32 matmul peak measured in the same run. Peak memory is
+the process's maximum resident size so far (it only grows from row to row).
+A row per (net, size, K) goes to stdout as a markdown table and to `--out` as JSON.
 """
 
 import json
@@ -22,48 +25,55 @@ import jax.numpy as jnp
 from absl import app, flags
 
 import dip_jax  # noqa: F401  (the library's XLA defaults, before JAX starts)
-from benchmarks.measure import conv_flops, matmul_peak
-from dip_jax import fit, models, operators
+from benchmarks.measure import conv_flops, matmul_peak, seeds_stepper
+from dip_jax import ensemble, fit, models, operators
 from dip_jax.restore import InputConfig, make_code
 
 _SIZES = flags.DEFINE_list("sizes", ["256", "512"], "Square image sides.")
 _NETS = flags.DEFINE_list("nets", ["standard"], "Names from dip_jax.models.names(), timed in turn.")
+_SEEDS = flags.DEFINE_list("seeds", ["1"], "Numbers of seeds K, fitted as `fit_seeds` fits them here.")
 _STEPS = flags.DEFINE_integer("steps", 5, "Steps per timed run.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed runs per size.")
 _OUT = flags.DEFINE_string("out", None, "JSON output path.")
 
 
-def time_size(name: str, size: int, steps: int, repeats: int, peak: float) -> dict:
+def time_size(name: str, size: int, k: int, steps: int, repeats: int, peak: float) -> dict:
     net = models.get(name, **({"output_size": (size, size)} if name == "conv_decoder" else {}))  # as the CLI
-    # the code as `restore` makes it: the decoders take a smaller one, odd sizes are padded
+    # FLOPs of one seed's step, read off its jaxpr; the code as `restore` makes it (the decoders
+    # take a smaller one, odd sizes are padded)
     z, crop = make_code(jax.random.key(0), net, size, size, InputConfig("noise", net.num_input_channels))
-    y = jnp.full((size, size, net.num_output_channels), 0.5)
-    config = fit.FitConfig(num_iter=steps, backtrack=True)
+    config = fit.step_config(fit.FitConfig(backtrack=True))
     problem = fit.Problem(net, crop)
-    state = fit.init_state(net, z, config, jax.random.key(1), problem)
-    one, _, _ = fit.compiled_steps(problem, fit.step_config(config), "cpu")
-    op = operators.Denoising(25.0)
-    flops = conv_flops(jax.make_jaxpr(one)(state, z, y, op, None).jaxpr)
+    one, _, _ = fit.compiled_steps(problem, config, "cpu")
+    single = jax.eval_shape(lambda: fit.initial_state(net, z, jax.random.key(1), config=config, problem=problem))
+    y = jnp.zeros((size, size, net.num_output_channels))
+    flops = k * conv_flops(jax.make_jaxpr(one)(single, z, y, operators.Denoising(25.0), None).jaxpr)
+    # K seeds run as `fit_seeds` runs them here ('auto')
+    method = ensemble.choose_method("auto", jax.default_backend(), jax.device_count())
+    state, step = seeds_stepper(net, k, method, size)
     t0 = time.perf_counter()
-    state, m = one(state, z, y, op, None)
+    state, m = step(state)
     jax.block_until_ready(m)
     first = time.perf_counter() - t0
     runs = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         for _ in range(steps):
-            state, m = one(state, z, y, op, None)
+            state, m = step(state)
         jax.block_until_ready(m)
         runs.append((time.perf_counter() - t0) / steps)
     med = statistics.median(runs)
     return {
         "size": size,
         "net": name,
+        "seeds": k,
+        "method": method,
         "params": models.num_params(net, z.shape),
         "first_step_seconds": first,
         "seconds_per_iter_median": med,
         "seconds_per_iter_min": min(runs),
         "seconds_per_iter_max": max(runs),
+        "seconds_per_seed_iter": med / k,
         "iters_per_second": 1.0 / med,
         "conv_gflop_per_iter": flops / 1e9,
         "achieved_gflops": flops / 1e9 / med,
@@ -77,15 +87,17 @@ def time_size(name: str, size: int, steps: int, repeats: int, peak: float) -> di
 def main(argv):
     del argv
     peak = matmul_peak()
-    rows = [time_size(name, int(s), _STEPS.value, _REPEATS.value, peak) for name in _NETS.value for s in _SIZES.value]
+    rows = [time_size(name, int(s), int(k), _STEPS.value, _REPEATS.value, peak)
+            for name in _NETS.value for s in _SIZES.value for k in _SEEDS.value]
     print(f"fp32 matmul peak measured in this run: {peak:.0f} GFLOP/s")
-    print("| net | params | size | first step s | s/iter median (min-max) | it/s | conv GFLOP/iter | GFLOP/s | of peak "
-          "| peak RSS MiB |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| net | params | size | K (method) | first step s | s/iter median (min-max) | s/seed-iter | it/s "
+          "| conv GFLOP/iter | GFLOP/s | of peak | peak RSS MiB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['net']} | {r['params']:,} | {r['size']} | {r['first_step_seconds']:.1f} "
-              f"| {r['seconds_per_iter_median']:.3f} "
-              f"({r['seconds_per_iter_min']:.3f}-{r['seconds_per_iter_max']:.3f}) | {r['iters_per_second']:.2f} "
+        print(f"| {r['net']} | {r['params']:,} | {r['size']} | {r['seeds']} ({r['method']}) "
+              f"| {r['first_step_seconds']:.1f} | {r['seconds_per_iter_median']:.3f} "
+              f"({r['seconds_per_iter_min']:.3f}-{r['seconds_per_iter_max']:.3f}) | {r['seconds_per_seed_iter']:.3f} "
+              f"| {r['iters_per_second']:.2f} "
               f"| {r['conv_gflop_per_iter']:.1f} | {r['achieved_gflops']:.0f} | {r['fraction_of_peak']:.0%} "
               f"| {r['peak_rss_mib']:.0f} |")
     if _OUT.value:

@@ -49,7 +49,7 @@ def test_seeds_benchmark_methods_take_the_same_step():
     """The seeds benchmark times the same computation whichever way the seeds run."""
     from conftest import tiny_skip
 
-    from benchmarks.seeds import stepper
+    from benchmarks.measure import seeds_stepper as stepper
 
     net = tiny_skip(num_channels_down=(8, 8), num_channels_up=(8, 8), num_channels_skip=(2, 2))
     losses = {}

@@ -8,7 +8,7 @@ Adam 0.01 for 3000 steps, EMA 0.99, backtracking, sigma = 25.
 
 Expected: the published DIP image for F16 scores 33.69 dB (REFERENCE §5.1); a run reaches
 about 32-33.5 dB PSNR for the averaged output (`psnr_ema`), the noisy input about 20.6 dB.
-About 4-6 s per step at 512x512 on a 2-core CPU, so roughly 4 hours there.
+About 3.4 s per step at 512x512 on a 2-core CPU (benchmarks/speed.py), so about 3 hours there.
 """
 
 from experiments.configs import common

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
-from dip_jax import ensemble, fit, operators
+from dip_jax import ensemble, fit, models, operators
 from dip_jax.restore import InputConfig
 
 
@@ -75,6 +75,11 @@ def step_memory(net, k: int, size: int) -> dict:
         "peak_bytes": stats.argument_size_in_bytes + stats.output_size_in_bytes - stats.alias_size_in_bytes
         + stats.temp_size_in_bytes,
     }
+
+
+def benchmark_net(name: str, size: int):
+    """`models.get(name)` as the CLI builds it for a size x size image (the ConvDecoder needs the size)."""
+    return models.get(name, **({"output_size": (size, size)} if name == "conv_decoder" else {}))
 
 
 def seeds_stepper(net, k: int, method: str, size: int):

@@ -18,13 +18,10 @@ import os
 import time
 
 import jax
-import jax.numpy as jnp
 from absl import app, flags
 
 import dip_jax  # noqa: F401  (the library's XLA defaults, before JAX starts)
-from benchmarks.measure import op_times
-from dip_jax import fit, models, operators
-from dip_jax.restore import InputConfig, make_code
+from benchmarks.measure import benchmark_net, op_times, seeds_stepper
 
 _SIZE = flags.DEFINE_integer("size", 256, "Square image side.")
 _NET = flags.DEFINE_string("net", "standard", "A name from dip_jax.models.names().")
@@ -37,21 +34,15 @@ def main(argv):
     if os.path.exists(_TRACE_DIR.value):
         raise app.UsageError(f"--trace_dir {_TRACE_DIR.value} exists; give a new folder")
     size = _SIZE.value
-    net = models.get(_NET.value)
-    z, crop = make_code(jax.random.key(0), net, size, size, InputConfig("noise", net.num_input_channels))
-    y = jnp.full((size, size, net.num_output_channels), 0.5)
-    config = fit.FitConfig(backtrack=True)
-    problem = fit.Problem(net, crop)
-    state = fit.init_state(net, z, config, jax.random.key(1), problem)
-    one, _, _ = fit.compiled_steps(problem, fit.step_config(config), "cpu")
-    op = operators.Denoising(25.0)
+    # one seed's step, as benchmarks.speed times it
+    state, step = seeds_stepper(benchmark_net(_NET.value, size), 1, "sequential", size)
     for _ in range(2):  # compile and warm up
-        state, m = one(state, z, y, op, None)
+        state, m = step(state)
     jax.block_until_ready(m)
     with jax.profiler.trace(_TRACE_DIR.value, create_perfetto_trace=True):
         t0 = time.perf_counter()
         for _ in range(_STEPS.value):
-            state, m = one(state, z, y, op, None)
+            state, m = step(state)
         jax.block_until_ready(m)
         step_ms = (time.perf_counter() - t0) / _STEPS.value * 1e3
     trace = sorted(glob.glob(os.path.join(_TRACE_DIR.value, "**", "perfetto_trace.json.gz"), recursive=True))[-1]

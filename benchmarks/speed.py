@@ -25,7 +25,7 @@ import jax.numpy as jnp
 from absl import app, flags
 
 import dip_jax  # noqa: F401  (the library's XLA defaults, before JAX starts)
-from benchmarks.measure import conv_flops, matmul_peak, seeds_stepper
+from benchmarks.measure import benchmark_net, conv_flops, matmul_peak, seeds_stepper
 from dip_jax import ensemble, fit, models, operators
 from dip_jax.restore import InputConfig, make_code
 
@@ -38,7 +38,7 @@ _OUT = flags.DEFINE_string("out", None, "JSON output path.")
 
 
 def time_size(name: str, size: int, k: int, steps: int, repeats: int, peak: float) -> dict:
-    net = models.get(name, **({"output_size": (size, size)} if name == "conv_decoder" else {}))  # as the CLI
+    net = benchmark_net(name, size)
     # FLOPs of one seed's step, read off its jaxpr; the code as `restore` makes it (the decoders
     # take a smaller one, odd sizes are padded)
     z, crop = make_code(jax.random.key(0), net, size, size, InputConfig("noise", net.num_input_channels))

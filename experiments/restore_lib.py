@@ -221,6 +221,14 @@ def load_flash(config: ml_collections.ConfigDict, observation_shape) -> jax.Arra
     return flash
 
 
+def code_input(config: ml_collections.ConfigDict, observation_shape) -> tuple[InputConfig, Optional[jax.Array]]:
+    """The code's `InputConfig` and image: the config's noise, or for flash the flash photo (REFERENCE §3.2)."""
+    if config.task != "flash":
+        return InputConfig(config.input.kind, config.input.channels, config.input.scale), None
+    flash = load_flash(config, observation_shape)
+    return InputConfig("image", flash.shape[-1], config.input.scale), flash
+
+
 def prepare_out_dir(out_dir: str, overwrite: bool) -> None:
     if os.path.isdir(out_dir) and os.listdir(out_dir) and not overwrite:
         raise FileExistsError(f"{out_dir} is not empty; pass --overwrite to write into it")
@@ -513,11 +521,7 @@ def run(
     net = build_net(config, out_c, (out_h, out_w))
     code_h, code_w = models.code_size(net, *padded_geometry(net, out_h, out_w)[:2])
     num_params = models.num_params(net, (1, code_h, code_w, net.num_input_channels))
-    input_config = InputConfig(config.input.kind, config.input.channels, config.input.scale)
-    input_image = None
-    if config.task == "flash":  # the flash photo is the code z (REFERENCE §3.2)
-        input_image = load_flash(config, problems[0][1].shape)
-        input_config = InputConfig("image", input_image.shape[-1], config.input.scale)
+    input_config, input_image = code_input(config, problems[0][1].shape)
     num_seeds = config.seeds
     logging.info(
         "restoring %d image(s) (%s) x %d seed(s) with %s (%d parameters) for %d steps on %s",
@@ -599,11 +603,7 @@ def run_checkpointed(
     clean, observation, operator = load_problem(config, obs_key, config.image)
     out_h, out_w, out_c = operator.output_shape(observation.shape)
     net = build_net(config, out_c, (out_h, out_w))
-    input_config = InputConfig(config.input.kind, config.input.channels, config.input.scale)
-    input_image = None
-    if config.task == "flash":  # the flash photo is the code z, as in `run`
-        input_image = load_flash(config, observation.shape)
-        input_config = InputConfig("image", input_image.shape[-1], config.input.scale)
+    input_config, input_image = code_input(config, observation.shape)
     z, crop, state_key = fit_inputs(observation, operator, net, fit_key, input_config, input_image)
     meta = checkpoint_metadata(config, fcfg, observation.shape, z.shape)
     state, previous = None, {}

@@ -60,6 +60,36 @@ def test_conv_matches_numpy(pad, k, stride, size):
     np.testing.assert_allclose(out, want, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("shape", [(1, 5, 7, 3), (2, 4, 4, 6)])
+def test_pointwise_conv_value_and_gradients_match_numpy(shape):
+    """The 1x1 path (a matrix product with its own backward pass) against numpy sums."""
+    x, w, g = rand(shape, 0), rand((1, 1, shape[-1], 4), 1), rand((*shape[:-1], 4), 2)
+    dn = jax.lax.conv_dimension_numbers(shape, w.shape, ("NHWC", "HWIO", "NHWC"))
+
+    def loss(x, w):
+        return jnp.sum(layers.pointwise_conv(x, w, (1, 1), ((0, 0), (0, 0)), dimension_numbers=dn) * g)
+
+    out = layers.pointwise_conv(jnp.asarray(x), jnp.asarray(w), (1, 1), "VALID")
+    dx, dw = jax.grad(loss, (0, 1))(jnp.asarray(x), jnp.asarray(w))
+    x64, w64, g64 = (a.astype(np.float64) for a in (x, w, g))
+    np.testing.assert_allclose(out, np.einsum("nhwc,cd->nhwd", x64, w64[0, 0]), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(dx, np.einsum("nhwd,cd->nhwc", g64, w64[0, 0]), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(dw[0, 0], np.einsum("nhwc,nhwd->cd", x64, g64), rtol=1e-5, atol=1e-5)
+    # per-example gradients under vmap (fit_seeds) equal the single-example ones
+    per_example = jax.vmap(jax.grad(lambda x, w, g: jnp.sum(layers.pointwise_conv(x[None], w, (1, 1), "VALID") * g),
+                                    1), (0, None, 0))(jnp.asarray(x), jnp.asarray(w), jnp.asarray(g)[:, None])
+    chex.assert_trees_all_close(per_example.sum(0), dw, rtol=1e-5, atol=1e-5)
+
+
+def test_pointwise_conv_rejects_other_convolutions():
+    x = jnp.zeros((1, 4, 4, 2))
+    for w, strides, padding in [(jnp.zeros((3, 3, 2, 1)), (1, 1), "VALID"),
+                                (jnp.zeros((1, 1, 2, 1)), (2, 2), "VALID"),
+                                (jnp.zeros((1, 1, 2, 1)), (1, 1), ((1, 1), (1, 1)))]:
+        with pytest.raises(ValueError, match="1x1, stride-1"):
+            layers.pointwise_conv(x, w, strides, padding)
+
+
 def test_conv_init_is_torch_uniform():
     x = jnp.zeros((1, 8, 8, 64))
     v = layers.Conv(128, 3).init(jax.random.key(3), x)["params"]["conv"]

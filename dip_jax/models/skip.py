@@ -130,6 +130,7 @@ class Skip(nn.Module):
             use_bias=self.need_bias,
             kernel_init=layers.torch_uniform_init(fan_in),
             bias_init=layers.torch_uniform_init(fan_in),
+            conv_general_dilated=layers.pointwise_conv,
             name="head",
         )(x)
         return nn.sigmoid(x) if self.need_sigmoid else x

@@ -20,13 +20,13 @@ threads (all cores by default), XLA all cores too.
 import json
 import statistics
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
 from absl import app, flags
 
 import dip_jax  # noqa: F401  (the library's XLA defaults, before JAX starts)
+from benchmarks.measure import advancing, seconds_per_call
 from dip_jax import fit, inputs, models, operators
 
 _REFERENCE_DIR = flags.DEFINE_string("reference_dir", None, "A checkout of DmitryUlyanov/deep-image-prior.",
@@ -77,21 +77,7 @@ def jax_stepper(size: int):
     state = fit.init_state(net, z, config, jax.random.key(1))
     one, _, _ = fit.compiled_steps(fit.Problem(net), fit.step_config(config), "cpu")
     op = operators.Denoising(25.0)
-    box = {"state": state}
-
-    def step():
-        box["state"], m = one(box["state"], z, y, op, None)
-        return m
-
-    return step, net
-
-
-def timed(step, steps: int, sync) -> float:
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        out = step()
-    sync(out)
-    return (time.perf_counter() - t0) / steps
+    return advancing(state, lambda s: one(s, z, y, op, None)), net
 
 
 def compare_size(size: int, steps: int, repeats: int, reference_dir: str) -> dict:
@@ -103,16 +89,12 @@ def compare_size(size: int, steps: int, repeats: int, reference_dir: str) -> dic
     n_jax = models.num_params(j_net, (1, size, size, 32))
     if n_torch != n_jax:
         raise RuntimeError(f"the two nets differ: {n_torch} parameters in PyTorch, {n_jax} in dip-jax")
-    t0 = time.perf_counter()
-    jax.block_until_ready(j_step())
-    first_jax = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    t_step()
-    first_torch = time.perf_counter() - t0
+    first_jax = seconds_per_call(j_step, 1)
+    first_torch = seconds_per_call(t_step, 1, sync=lambda out: None)  # .item() already synchronised
     times = {"pytorch": [], "dip_jax": []}
     for _ in range(repeats):
-        times["pytorch"].append(timed(t_step, steps, lambda out: None))  # .item() already synchronised
-        times["dip_jax"].append(timed(j_step, steps, jax.block_until_ready))
+        times["pytorch"].append(seconds_per_call(t_step, steps, sync=lambda out: None))
+        times["dip_jax"].append(seconds_per_call(j_step, steps))
     med = {k: statistics.median(v) for k, v in times.items()}
     return {
         "size": size,

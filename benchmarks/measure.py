@@ -19,9 +19,17 @@ from dip_jax.restore import InputConfig
 
 
 def conv_flops(jaxpr) -> float:
-    """2 * multiply-adds of every convolution in a (closed) jaxpr, nested calls included."""
+    """2 * multiply-adds of every convolution in a (closed) jaxpr, nested calls included.
+
+    Matrix products (`dot_general`) count too: the models run their 1x1 convolutions as
+    matrix products (`layers.pointwise_conv`), and a DIP step has no other.
+    """
     total = 0.0
     for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "dot_general":
+            (lhs_contracting, _), _ = eqn.params["dimension_numbers"]
+            lhs = eqn.invars[0].aval
+            total += 2.0 * np.prod(eqn.outvars[0].aval.shape) * np.prod([lhs.shape[d] for d in lhs_contracting])
         if eqn.primitive.name == "conv_general_dilated":
             lhs, rhs = (v.aval for v in eqn.invars[:2])
             out = eqn.outvars[0].aval
@@ -105,6 +113,29 @@ def seeds_stepper(net, k: int, method: str, size: int):
     states = [jax.tree_util.tree_map(lambda x, i=i: x[i], state) for i in range(k)]
     step_k = ensemble._sequential(single, k)
     return states, lambda s: step_k(s, zs, y, op, None)
+
+
+def advancing(state, step):
+    """A no-argument call that runs `step` on the state it holds and keeps the new one; returns the metrics.
+
+    Takes `seeds_stepper`'s (state, step) pair as it comes: `advancing(*seeds_stepper(...))`.
+    """
+    box = [state]
+
+    def call():
+        box[0], metrics = step(box[0])
+        return metrics
+
+    return call
+
+
+def seconds_per_call(call, calls: int, sync=jax.block_until_ready) -> float:
+    """Wall seconds per call over `calls` back-to-back calls, waited for once at the end (async dispatch)."""
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        out = call()
+    sync(out)
+    return (time.perf_counter() - t0) / calls
 
 
 # events of the runtime around the ops, not ops themselves

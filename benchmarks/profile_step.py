@@ -15,13 +15,12 @@ import glob
 import gzip
 import json
 import os
-import time
 
 import jax
 from absl import app, flags
 
 import dip_jax  # noqa: F401  (the library's XLA defaults, before JAX starts)
-from benchmarks.measure import benchmark_net, op_times, seeds_stepper
+from benchmarks.measure import advancing, benchmark_net, op_times, seconds_per_call, seeds_stepper
 
 _SIZE = flags.DEFINE_integer("size", 256, "Square image side.")
 _NET = flags.DEFINE_string("net", "standard", "A name from dip_jax.models.names().")
@@ -35,16 +34,10 @@ def main(argv):
         raise app.UsageError(f"--trace_dir {_TRACE_DIR.value} exists; give a new folder")
     size = _SIZE.value
     # one seed's step, as benchmarks.speed times it
-    state, step = seeds_stepper(benchmark_net(_NET.value, size), 1, "sequential", size)
-    for _ in range(2):  # compile and warm up
-        state, m = step(state)
-    jax.block_until_ready(m)
+    call = advancing(*seeds_stepper(benchmark_net(_NET.value, size), 1, "sequential", size))
+    seconds_per_call(call, 2)  # compile and warm up
     with jax.profiler.trace(_TRACE_DIR.value, create_perfetto_trace=True):
-        t0 = time.perf_counter()
-        for _ in range(_STEPS.value):
-            state, m = step(state)
-        jax.block_until_ready(m)
-        step_ms = (time.perf_counter() - t0) / _STEPS.value * 1e3
+        step_ms = seconds_per_call(call, _STEPS.value) * 1e3
     trace = sorted(glob.glob(os.path.join(_TRACE_DIR.value, "**", "perfetto_trace.json.gz"), recursive=True))[-1]
     with gzip.open(trace) as f:
         events = json.load(f)

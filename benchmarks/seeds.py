@@ -13,13 +13,11 @@ that both see the same machine state. Prints a markdown table; JSON to --out.
 
 import json
 import statistics
-import time
 
-import jax
 from absl import app, flags
 
 import dip_jax  # noqa: F401  (the library's XLA defaults, before JAX starts)
-from benchmarks.measure import seeds_stepper
+from benchmarks.measure import advancing, seconds_per_call, seeds_stepper
 from dip_jax import models
 
 _SIZE = flags.DEFINE_integer("size", 256, "Square image side.")
@@ -39,18 +37,11 @@ def main(argv):
     for k in [int(s) for s in _SEEDS.value]:
         runs = {}
         for method in _METHODS.value:
-            state, step = seeds_stepper(net, k, method, _SIZE.value)
-            t0 = time.perf_counter()
-            state, m = step(state)
-            jax.block_until_ready(m)
-            runs[method] = {"first": time.perf_counter() - t0, "times": [], "state": state, "step": step}
+            call = advancing(*seeds_stepper(net, k, method, _SIZE.value))
+            runs[method] = {"first": seconds_per_call(call, 1), "times": [], "call": call}
         for _ in range(_REPEATS.value):  # alternate the methods
             for r in runs.values():
-                t0 = time.perf_counter()
-                for _ in range(_STEPS.value):
-                    r["state"], m = r["step"](r["state"])
-                jax.block_until_ready(m)
-                r["times"].append((time.perf_counter() - t0) / _STEPS.value)
+                r["times"].append(seconds_per_call(r["call"], _STEPS.value))
         for method, r in runs.items():
             med = statistics.median(r["times"])
             rows.append({"seeds": k, "method": method, "size": _SIZE.value, "net": _NET.value,

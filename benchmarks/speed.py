@@ -17,7 +17,6 @@ A row per (net, size, K) goes to stdout as a markdown table and to `--out` as JS
 import json
 import resource
 import statistics
-import time
 
 import jax
 import jax.extend.core
@@ -25,7 +24,7 @@ import jax.numpy as jnp
 from absl import app, flags
 
 import dip_jax  # noqa: F401  (the library's XLA defaults, before JAX starts)
-from benchmarks.measure import benchmark_net, conv_flops, matmul_peak, seeds_stepper
+from benchmarks.measure import advancing, benchmark_net, conv_flops, matmul_peak, seconds_per_call, seeds_stepper
 from dip_jax import ensemble, fit, models, operators
 from dip_jax.restore import InputConfig, make_code
 
@@ -50,18 +49,9 @@ def time_size(name: str, size: int, k: int, steps: int, repeats: int, peak: floa
     flops = k * conv_flops(jax.make_jaxpr(one)(single, z, y, operators.Denoising(25.0), None).jaxpr)
     # K seeds run as `fit_seeds` runs them here ('auto')
     method = ensemble.choose_method("auto", jax.default_backend(), jax.device_count())
-    state, step = seeds_stepper(net, k, method, size)
-    t0 = time.perf_counter()
-    state, m = step(state)
-    jax.block_until_ready(m)
-    first = time.perf_counter() - t0
-    runs = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            state, m = step(state)
-        jax.block_until_ready(m)
-        runs.append((time.perf_counter() - t0) / steps)
+    call = advancing(*seeds_stepper(net, k, method, size))
+    first = seconds_per_call(call, 1)
+    runs = [seconds_per_call(call, steps) for _ in range(repeats)]
     med = statistics.median(runs)
     return {
         "size": size,

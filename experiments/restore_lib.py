@@ -479,6 +479,40 @@ def as_seeds(result: fit_lib.FitResult, history: dict) -> ensemble.SeedsResult:
     )
 
 
+def image_source(config: ml_collections.ConfigDict, path: str) -> str:
+    """What metrics.json names as the image: its path, the observation's, or the shipped default."""
+    return path or config.observation or f"skimage.data.astronaut (crop {config.default_image_size})"
+
+
+def run_metrics(config: ml_collections.ConfigDict, fcfg, num_params: int, num_seeds: int, progress) -> dict:
+    """The metrics of a run that every image's metrics.json repeats; call it once the fit has finished."""
+    ran = progress.first is not None  # a resumed run may have had no step left
+    out = {
+        "task": config.task,
+        "net": config.net,
+        "num_params": num_params,
+        "num_iter": fcfg.num_iter,
+        "seed": config.seed,
+        "seeds": num_seeds,
+        "seconds": time.perf_counter() - progress.start,
+        "seconds_per_iter": progress.seconds_per_iter() if ran else None,
+        "compile_seconds": progress.first[1] - progress.start if ran else None,
+    }
+    if config.task == "denoise":
+        out["sigma"] = float(config.sigma)
+    if progress.diverged_at is not None:
+        out["diverged_at_step"] = progress.diverged_at
+    return out
+
+
+def write_run_files(out_dir: str, config: ml_collections.ConfigDict) -> None:
+    """config.json and environment.json beside the results."""
+    with open(os.path.join(out_dir, "config.json"), "w") as f:
+        f.write(config.to_json_best_effort(indent=2))
+    with open(os.path.join(out_dir, "environment.json"), "w") as f:
+        json.dump(environment(), f, indent=2)
+
+
 def run(
     config: ml_collections.ConfigDict,
     out_dir: str,
@@ -536,32 +570,14 @@ def run(
         input_image=input_image, cleans=None if any(c is None for c in cleans) else cleans, callback=progress,
     )
     jax.block_until_ready([r.finals for r in results])
-    seconds = time.perf_counter() - progress.start
-
-    common = {
-        "task": config.task,
-        "net": config.net,
-        "num_params": num_params,
-        "num_iter": fcfg.num_iter,
-        "seed": config.seed,
-        "seeds": num_seeds,
-        "seconds": seconds,
-        "seconds_per_iter": progress.seconds_per_iter(),
-        "compile_seconds": progress.first[1] - progress.start,
-    }
-    if config.task == "denoise":
-        common["sigma"] = float(config.sigma)
-    if progress.diverged_at is not None:
-        common["diverged_at_step"] = progress.diverged_at
+    common = run_metrics(config, fcfg, num_params, num_seeds, progress)
     rows = []
     for path, (clean, observation, _), result in zip(paths, problems, results, strict=True):
         image_dir = out_dir
         if config.images:
             image_dir = os.path.join(out_dir, os.path.splitext(os.path.basename(path))[0])
             os.makedirs(image_dir, exist_ok=True)
-        source = path or config.observation or f"skimage.data.astronaut (crop {config.default_image_size})"
-        row = {**common, "image": source,
-               "shape": list(observation.shape)}
+        row = {**common, "image": image_source(config, path), "shape": list(observation.shape)}
         row.update(write_outputs(image_dir, config, clean, observation, result, num_seeds, operator, input_image))
         with open(os.path.join(image_dir, "metrics.json"), "w") as f:
             json.dump(row, f, indent=2)
@@ -570,10 +586,7 @@ def run(
     if config.images:
         with open(os.path.join(out_dir, "metrics.json"), "w") as f:
             json.dump(out, f, indent=2)
-    with open(os.path.join(out_dir, "config.json"), "w") as f:
-        f.write(config.to_json_best_effort(indent=2))
-    with open(os.path.join(out_dir, "environment.json"), "w") as f:
-        json.dump(environment(), f, indent=2)
+    write_run_files(out_dir, config)
     for row in rows:
         logging.info("%s: %s", row["image"], json.dumps({k: row[k] for k in row if k.startswith(("psnr", "seconds"))}))
     return out
@@ -623,10 +636,10 @@ def run_checkpointed(
 
     def save_checkpoint(state, history):
         checkpoint.save(checkpoint_dir, state, meta, full_history(history))
+    num_params = models.num_params(net, (1, *z.shape[-3:]))
     logging.info(
         "restoring a %dx%dx%d image (%s) with %s (%d parameters) for %d steps on %s",
-        *observation.shape, config.image or "skimage astronaut crop", config.net,
-        models.num_params(net, (1, *observation.shape[:2], net.num_input_channels)),
+        *observation.shape, image_source(config, config.image), config.net, num_params,
         fcfg.num_iter, jax.default_backend(),
     )
     progress = Progress(fcfg.num_iter, config.log_every)
@@ -636,35 +649,15 @@ def run_checkpointed(
         checkpoint_fn=save_checkpoint if checkpoint_every else None,
     )
     jax.block_until_ready(result.final)
-    seconds = time.perf_counter() - progress.start
+    out = {"image": image_source(config, config.image), "shape": list(observation.shape),
+           **run_metrics(config, fcfg, num_params, 1, progress)}
     history = full_history(result.history)
-
-    out = {
-        "task": config.task,
-        "image": config.image or config.observation or f"skimage.data.astronaut (crop {config.default_image_size})",
-        "shape": list(observation.shape),
-        "net": config.net,
-        "num_params": models.num_params(net, (1, *observation.shape[:2], net.num_input_channels)),
-        "num_iter": fcfg.num_iter,
-        "seed": config.seed,
-        "seeds": 1,
-        "seconds": seconds,
-        "seconds_per_iter": progress.seconds_per_iter() if progress.first else None,
-        "compile_seconds": progress.first[1] - progress.start if progress.first else None,
-    }
     if resume:
         out["resumed_from_step"] = resumed_from
-    if progress.diverged_at is not None:
-        out["diverged_at_step"] = progress.diverged_at
-    if config.task == "denoise":
-        out["sigma"] = float(config.sigma)
     out.update(write_outputs(out_dir, config, clean, observation, as_seeds(result, history), 1, operator,
                              input_image))
     with open(os.path.join(out_dir, "metrics.json"), "w") as f:
         json.dump(out, f, indent=2)
-    with open(os.path.join(out_dir, "config.json"), "w") as f:
-        f.write(config.to_json_best_effort(indent=2))
-    with open(os.path.join(out_dir, "environment.json"), "w") as f:
-        json.dump(environment(), f, indent=2)
+    write_run_files(out_dir, config)
     logging.info("wrote %s: %s", out_dir, json.dumps({k: out[k] for k in out if k.startswith(("psnr", "seconds"))}))
     return out

@@ -26,6 +26,22 @@ def test_conv_flops_closed_form():
     assert conv_flops(jax.make_jaxpr(strided)(x, w).jaxpr) == forward / 4
 
 
+def test_conv_flops_counts_1x1_convolutions_run_as_matrix_products():
+    from dip_jax.models import layers
+
+    x, w = jnp.zeros((2, 16, 12, 8)), jnp.zeros((1, 1, 8, 4))
+
+    def conv(x, w, f):
+        return f(x, w, (1, 1), "VALID", dimension_numbers=jax.lax.conv_dimension_numbers(
+            x.shape, w.shape, ("NHWC", "HWIO", "NHWC")))
+
+    forward = 2 * 2 * 16 * 12 * 4 * 8
+    for f in (jax.lax.conv_general_dilated, layers.pointwise_conv):
+        assert conv_flops(jax.make_jaxpr(lambda x, w, f=f: conv(x, w, f))(x, w).jaxpr) == forward
+        grads = jax.make_jaxpr(jax.grad(lambda x, w, f=f: jnp.sum(conv(x, w, f)), argnums=(0, 1)))(x, w)
+        assert conv_flops(grads.jaxpr) == 3 * forward
+
+
 def test_step_memory_counts_the_state_of_every_seed():
     from conftest import tiny_skip
 

@@ -8,7 +8,8 @@ For each net, size and number of seeds K (run as `fit_seeds` runs them on this b
 after the other on a one-device CPU, vmapped elsewhere): the first step (compilation included)
 apart, then `--repeats` timed runs of `--steps` steps each; the median and the spread (min,
 max) of the time per iteration of all K seeds. GFLOP per iteration is counted from the step's
-own convolutions (forward, input gradient and weight gradient, read off its jaxpr), and the
+own convolutions (forward, input gradient and weight gradient, read off the jaxpr of the step
+as timed, the 1x1 convolutions run as matrix products included), and the
 achieved GFLOP/s is compared with an fp32 matmul peak measured in the same run. Peak memory is
 the process's maximum resident size so far (it only grows from row to row).
 A row per (net, size, K) goes to stdout as a markdown table and to `--out` as JSON.
@@ -20,13 +21,12 @@ import statistics
 
 import jax
 import jax.extend.core
-import jax.numpy as jnp
 from absl import app, flags
 
 import dip_jax  # noqa: F401  (the library's XLA defaults, before JAX starts)
 from benchmarks.measure import advancing, benchmark_net, conv_flops, matmul_peak, seconds_per_call, seeds_stepper
-from dip_jax import ensemble, fit, models, operators
-from dip_jax.restore import InputConfig, make_code
+from dip_jax import ensemble, models
+from dip_jax.restore import padded_geometry
 
 _SIZES = flags.DEFINE_list("sizes", ["256", "512"], "Square image sides.")
 _NETS = flags.DEFINE_list("nets", ["standard"], "Names from dip_jax.models.names(), timed in turn.")
@@ -38,18 +38,11 @@ _OUT = flags.DEFINE_string("out", None, "JSON output path.")
 
 def time_size(name: str, size: int, k: int, steps: int, repeats: int, peak: float) -> dict:
     net = benchmark_net(name, size)
-    # FLOPs of one seed's step, read off its jaxpr; the code as `restore` makes it (the decoders
-    # take a smaller one, odd sizes are padded)
-    z, crop = make_code(jax.random.key(0), net, size, size, InputConfig("noise", net.num_input_channels))
-    config = fit.step_config(fit.FitConfig(backtrack=True))
-    problem = fit.Problem(net, crop)
-    one, _, _ = fit.compiled_steps(problem, config, "cpu")
-    single = jax.eval_shape(lambda: fit.initial_state(net, z, jax.random.key(1), config=config, problem=problem))
-    y = jnp.zeros((size, size, net.num_output_channels))
-    flops = k * conv_flops(jax.make_jaxpr(one)(single, z, y, operators.Denoising(25.0), None).jaxpr)
-    # K seeds run as `fit_seeds` runs them here ('auto')
+    # K seeds run as `fit_seeds` runs them here ('auto'), on the code `restore` makes
     method = ensemble.choose_method("auto", jax.default_backend(), jax.device_count())
-    call = advancing(*seeds_stepper(net, k, method, size))
+    state, step = seeds_stepper(net, k, method, size)
+    flops = conv_flops(jax.make_jaxpr(step)(state).jaxpr)  # all K seeds' steps
+    call = advancing(state, step)
     first = seconds_per_call(call, 1)
     runs = [seconds_per_call(call, steps) for _ in range(repeats)]
     med = statistics.median(runs)
@@ -58,7 +51,8 @@ def time_size(name: str, size: int, k: int, steps: int, repeats: int, peak: floa
         "net": name,
         "seeds": k,
         "method": method,
-        "params": models.num_params(net, z.shape),
+        "params": models.num_params(net, (1, *models.code_size(net, *padded_geometry(net, size, size)[:2]),
+                                            net.num_input_channels)),
         "first_step_seconds": first,
         "seconds_per_iter_median": med,
         "seconds_per_iter_min": min(runs),

@@ -21,12 +21,13 @@ from dip_jax.restore import InputConfig
 def conv_flops(jaxpr) -> float:
     """2 * multiply-adds of every convolution in a (closed) jaxpr, nested calls included.
 
-    Matrix products (`dot_general`) count too: the models run their 1x1 convolutions as
-    matrix products (`layers.pointwise_conv`), and a DIP step has no other.
+    Products of two matrices (2-D `dot_general`) count too: the models run their 1x1
+    convolutions as (pixels, C) @ (C, D) products (`layers.pointwise_conv`). Higher-rank
+    products (e.g. `jax.image.resize`'s, in the ConvDecoder) are resampling, not counted.
     """
     total = 0.0
     for eqn in jaxpr.eqns:
-        if eqn.primitive.name == "dot_general":
+        if eqn.primitive.name == "dot_general" and all(v.aval.ndim == 2 for v in eqn.invars[:2]):
             (lhs_contracting, _), _ = eqn.params["dimension_numbers"]
             lhs = eqn.invars[0].aval
             total += 2.0 * np.prod(eqn.outvars[0].aval.shape) * np.prod([lhs.shape[d] for d in lhs_contracting])

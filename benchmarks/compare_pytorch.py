@@ -9,7 +9,7 @@ The configuration is the paper's denoising one (REFERENCE §3.2, F16): the origi
 the original's own `models` package, a U(0, 0.1) code perturbed by N(0, (1/30)^2) noise at
 every step, MSE to the observation, Adam (lr 0.01), the 0.99 average of outputs and the
 PSNR to the observation that the notebook's backtracking watches. dip-jax runs the same
-step (`fit.train_step` with backtracking) on `models.get('standard')`.
+step (`fit.train_step` with backtracking) on `models.get('standard')`, built as `benchmarks.speed` builds it.
 
 Timing: after one warm-up step each (compilation for dip-jax, reported apart), the two
 implementations alternate, `--repeats` times `--steps` steps, so that both see the same
@@ -22,12 +22,11 @@ import statistics
 import sys
 
 import jax
-import jax.numpy as jnp
 from absl import app, flags
 
 import dip_jax  # noqa: F401  (the library's XLA defaults, before JAX starts)
-from benchmarks.measure import advancing, seconds_per_call
-from dip_jax import fit, inputs, models, operators
+from benchmarks.measure import advancing, benchmark_net, seconds_per_call, seeds_stepper
+from dip_jax import models
 
 _REFERENCE_DIR = flags.DEFINE_string("reference_dir", None, "A checkout of DmitryUlyanov/deep-image-prior.",
                                      required=True)
@@ -70,14 +69,9 @@ def torch_stepper(reference_dir: str, size: int):
 
 
 def jax_stepper(size: int):
-    net = models.get("standard")
-    z = inputs.noise(jax.random.key(0), size, size, net.num_input_channels)
-    y = jnp.full((size, size, net.num_output_channels), 0.5)
-    config = fit.FitConfig(backtrack=True)
-    state = fit.init_state(net, z, config, jax.random.key(1))
-    one, _, _ = fit.compiled_steps(fit.Problem(net), fit.step_config(config), "cpu")
-    op = operators.Denoising(25.0)
-    return advancing(state, lambda s: one(s, z, y, op, None)), net
+    """The standard net's fit step as `benchmarks.speed` times it (one seed), and the net."""
+    net = benchmark_net("standard", size)
+    return advancing(*seeds_stepper(net, 1, "sequential", size)), net
 
 
 def compare_size(size: int, steps: int, repeats: int, reference_dir: str) -> dict:

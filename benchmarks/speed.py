@@ -26,7 +26,7 @@ from absl import app, flags
 import dip_jax  # noqa: F401  (the library's XLA defaults, before JAX starts)
 from benchmarks.measure import advancing, benchmark_net, conv_flops, matmul_peak, seconds_per_call, seeds_stepper
 from dip_jax import ensemble, models
-from dip_jax.restore import padded_geometry
+from dip_jax.restore import code_shape
 
 _SIZES = flags.DEFINE_list("sizes", ["256", "512"], "Square image sides.")
 _NETS = flags.DEFINE_list("nets", ["standard"], "Names from dip_jax.models.names(), timed in turn.")
@@ -51,8 +51,7 @@ def time_size(name: str, size: int, k: int, steps: int, repeats: int, peak: floa
         "net": name,
         "seeds": k,
         "method": method,
-        "params": models.num_params(net, (1, *models.code_size(net, *padded_geometry(net, size, size)[:2]),
-                                            net.num_input_channels)),
+        "params": models.num_params(net, code_shape(net, size, size)),
         "first_step_seconds": first,
         "seconds_per_iter_median": med,
         "seconds_per_iter_min": min(runs),

@@ -50,6 +50,12 @@ def padded_geometry(net, height: int, width: int) -> tuple[int, int, tuple]:
     return ph, pw, crop
 
 
+def code_shape(net, height: int, width: int) -> tuple[int, int, int, int]:
+    """(1, h, w, channels) of the code `make_code` makes for a height x width output."""
+    ph, pw, _ = padded_geometry(net, height, width)
+    return (1, *models.code_size(net, ph, pw), net.num_input_channels)
+
+
 def make_code(key: jax.Array, net, height: int, width: int, input_config: InputConfig, image=None):
     """The code z for the padded size (the net's `models.code_size`), and the crop that brings the output back."""
     ph, pw, crop = padded_geometry(net, height, width)

@@ -23,7 +23,7 @@ from absl import logging
 import dip_jax
 from dip_jax import checkpoint, ensemble, io, metrics, models, operators
 from dip_jax import fit as fit_lib
-from dip_jax.restore import InputConfig, fit_inputs, padded_geometry, restore
+from dip_jax.restore import InputConfig, code_shape, fit_inputs, restore
 
 TASKS = ("denoise", "inpaint", "sr", "jpeg", "flash", "deblur")
 MASK_GENERATORS = ("bernoulli", "text", "box")
@@ -553,8 +553,7 @@ def run(
     if config.net == "conv_decoder" and len({p[1].shape for p in problems}) > 1:
         raise ConfigError("conv_decoder makes one output size: restore a folder of one image size with it")
     net = build_net(config, out_c, (out_h, out_w))
-    code_h, code_w = models.code_size(net, *padded_geometry(net, out_h, out_w)[:2])
-    num_params = models.num_params(net, (1, code_h, code_w, net.num_input_channels))
+    num_params = models.num_params(net, code_shape(net, out_h, out_w))
     input_config, input_image = code_input(config, problems[0][1].shape)
     num_seeds = config.seeds
     logging.info(
@@ -637,9 +636,10 @@ def run_checkpointed(
     def save_checkpoint(state, history):
         checkpoint.save(checkpoint_dir, state, meta, full_history(history))
     num_params = models.num_params(net, (1, *z.shape[-3:]))
+    source = image_source(config, config.image)
     logging.info(
         "restoring a %dx%dx%d image (%s) with %s (%d parameters) for %d steps on %s",
-        *observation.shape, image_source(config, config.image), config.net, num_params,
+        *observation.shape, source, config.net, num_params,
         fcfg.num_iter, jax.default_backend(),
     )
     progress = Progress(fcfg.num_iter, config.log_every)
@@ -649,7 +649,7 @@ def run_checkpointed(
         checkpoint_fn=save_checkpoint if checkpoint_every else None,
     )
     jax.block_until_ready(result.final)
-    out = {"image": image_source(config, config.image), "shape": list(observation.shape),
+    out = {"image": source, "shape": list(observation.shape),
            **run_metrics(config, fcfg, num_params, 1, progress)}
     history = full_history(result.history)
     if resume:

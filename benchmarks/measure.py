@@ -91,9 +91,13 @@ def benchmark_net(name: str, size: int):
     return models.get(name, **({"output_size": (size, size)} if name == "conv_decoder" else {}))
 
 
-def seeds_stepper(net, k: int, method: str, size: int):
-    """(state, step function) for k runs as `ensemble.fit_runs` builds them: 'sequential', 'vmap' or 'sharded'."""
-    config = fit.step_config(fit.FitConfig(backtrack=True))
+def seeds_stepper(net, k: int, method: str, size: int, steps_per_call: int = 1):
+    """(state, step function) for k runs as `ensemble.fit_runs` builds them: 'sequential', 'vmap' or 'sharded'.
+
+    Each call of the step function takes `steps_per_call` steps of every run: one jitted step,
+    or a `lax.scan` over that many (as the fit loops on accelerators, `fit.steps_per_call`).
+    """
+    config = fit.step_config(fit.FitConfig(backtrack=True, steps_per_call=steps_per_call))
     keys = jnp.stack([jax.random.key(i) for i in range(k)])
     zs, fit_keys, crop = ensemble.codes(keys, net, size, size, InputConfig("noise", net.num_input_channels))
     y = jnp.full((k, size, size, net.num_output_channels), 0.5)
@@ -108,11 +112,12 @@ def seeds_stepper(net, k: int, method: str, size: int):
                 raise ValueError(f"'sharded' needs K divisible by the {len(devices)} devices")
             mesh = Mesh(np.array(devices), ("runs",))
             state, zs, y = ensemble._shard((state, zs, y), mesh)
-        one, _, _ = ensemble._vmapped_steps(problem, config, "cpu", devices)
-        return state, lambda s: one(s, zs, y, op, None)
-    single, _, _ = fit.compiled_steps(problem, config, "cpu")
+        one, chunk, _ = ensemble._vmapped_steps(problem, config, None, devices)
+        step = chunk or one
+        return state, lambda s: step(s, zs, y, op, None)
+    single, chunk, _ = fit.compiled_steps(problem, config)
     states = [jax.tree_util.tree_map(lambda x, i=i: x[i], state) for i in range(k)]
-    step_k = ensemble._sequential(single, k)
+    step_k = ensemble._sequential(chunk or single, k)
     return states, lambda s: step_k(s, zs, y, op, None)
 
 

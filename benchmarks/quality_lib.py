@@ -104,7 +104,7 @@ def make_config(
         config.net_overrides = ml_collections.ConfigDict(net_config.net_overrides.to_dict())
         config.input = ml_collections.ConfigDict(net_config.input.to_dict())
     restore_lib.validate(config)
-    return config
+    return restore_lib.resolve(config)
 
 
 def settings_of(

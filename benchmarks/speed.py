@@ -39,7 +39,7 @@ _OUT = flags.DEFINE_string("out", None, "JSON output path.")
 def time_size(name: str, size: int, k: int, steps: int, repeats: int, peak: float) -> dict:
     net = benchmark_net(name, size)
     # K seeds run as `fit_seeds` runs them here ('auto'), on the code `restore` makes
-    method = ensemble.choose_method("auto", jax.default_backend(), jax.device_count())
+    method = ensemble.choose_method("auto", jax.default_backend(), jax.device_count(), size * size)
     state, step = seeds_stepper(net, k, method, size)
     flops = conv_flops(jax.make_jaxpr(step)(state).jaxpr)  # all K seeds' steps
     call = advancing(state, step)

@@ -27,6 +27,12 @@ from dip_jax import metrics, stopping
 from dip_jax.operators.base import Operator
 
 FINAL_INPUTS = ("perturbed", "clean")
+# Names `jax.default_matmul_precision` takes for the precision of float32 convolutions and
+# matrix products: 'float32' (lax.Precision.HIGHEST) is full fp32 on every backend;
+# 'tensorfloat32' (HIGH) lets NVIDIA GPUs from Ampere on use TF32 tensor cores (inputs
+# rounded to a 10-bit mantissa); 'default' (DEFAULT) is the backend's own choice (TF32 on
+# those GPUs, bf16 passes on TPUs). On a CPU all three compute in fp32.
+PRECISIONS = ("float32", "tensorfloat32", "default")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +69,10 @@ class FitConfig:
     # True: the fit ends once the rule has stopped (detection + es_patience steps) instead
     # of running all num_iter steps; either way the detection is in FitResult.stop.
     stop_at_detection: bool = False
+    # Precision of the net's and the operator's convolutions and matrix products (PRECISIONS).
+    # The default keeps fp32 accuracy on every backend, as the original computes; the
+    # faster 'tensorfloat32' changes results on GPUs only (see benchmarks/README.md).
+    precision: str = "float32"
 
     def __post_init__(self):
         if self.num_iter < 1:
@@ -79,9 +89,22 @@ class FitConfig:
             raise ValueError("backtrack_check_every must be >= 1 and backtrack_skip_every >= 0")
         if self.steps_per_call < 0:
             raise ValueError(f"steps_per_call must be >= 0, got {self.steps_per_call}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         stopping_rule(self)  # raises on an unknown rule or bad window, patience, decay
         if self.stop_at_detection and self.early_stopping == "none":
             raise ValueError("stop_at_detection needs early_stopping 'wmv' or 'emv'")
+
+
+def with_precision(fn: Callable) -> Callable:
+    """`fn(..., config=FitConfig)` traced under `config.precision` (see PRECISIONS)."""
+
+    @functools.wraps(fn)
+    def wrapped(*args, config: FitConfig, **kwargs):
+        with jax.default_matmul_precision(config.precision):
+            return fn(*args, config=config, **kwargs)
+
+    return wrapped
 
 
 def stopping_rule(config: FitConfig) -> Optional[stopping.StoppingRule]:
@@ -155,6 +178,7 @@ def optimizer(config: FitConfig) -> optax.GradientTransformation:
     return optax.adam(config.lr)
 
 
+@with_precision
 def initial_state(net, z: jax.Array, key: jax.Array, *, config: FitConfig, problem: Problem) -> FitState:
     """The loop state before the first step, traceable (so it can be vmapped over keys)."""
     init_key, noise_key = jax.random.split(key)
@@ -188,6 +212,7 @@ def perturbed_code(z: jax.Array, config: FitConfig, key: jax.Array, step) -> jax
     return z + config.reg_noise_std * eps
 
 
+@with_precision
 def train_step(
     state: FitState,
     z: jax.Array,
@@ -291,6 +316,7 @@ def multi_step(state, z, observation, operator, clean, *, problem, config, num_s
     return jax.lax.scan(body, state, None, length=num_steps)
 
 
+@with_precision
 def render_final(state: FitState, z: jax.Array, problem: Problem, config: FitConfig) -> jax.Array:
     """The final image: the net once more, on the last perturbed code or the clean one."""
     if config.final_input == "perturbed":  # the code of the last step, as the original's global `net_input`

@@ -65,6 +65,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
         raise ConfigError(f"jpeg_quality must be in [1, 100], got {config.jpeg_quality}")
     if config.task == "flash" and not config.flash:
         raise ConfigError("the flash task needs --flash=PATH (the flash photo, which is the net's input)")
+    if config.method not in ensemble.METHODS:
+        raise ConfigError(f"unknown method {config.method!r}; expected one of {ensemble.METHODS}")
     if config.tv_weight < 0:
         raise ConfigError(f"tv_weight must be >= 0, got {config.tv_weight}")
 
@@ -75,8 +77,27 @@ def validate(config: ml_collections.ConfigDict) -> None:
         raise ConfigError("give either --observation or --images (with --config.observed=True for degraded ones)")
 
 
+# sigma_p of denoising (REFERENCE §3.2): the original uses 1/30 for sigma = 25 and says to use
+# 1/20 for sigma = 50; it names no other value, so the larger one applies from sigma = 50 on.
+DENOISING_REG_NOISE_STD = ((50.0, 1.0 / 20.0), (0.0, 1.0 / 30.0))
+
+
+def reg_noise_std(config: ml_collections.ConfigDict) -> float:
+    """sigma_p for `config.fit.reg_noise_std = None`: the original's rule for denoising, else 1/30."""
+    sigma = float(config.sigma) if config.task == "denoise" and config.noise_model == "gaussian" else 0.0
+    return next(std for threshold, std in DENOISING_REG_NOISE_STD if sigma >= threshold)
+
+
+def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """A copy of `config` with the fields left to a rule (None) filled in, as config.json records it."""
+    config = config.copy_and_resolve_references()
+    if config.fit.reg_noise_std is None:
+        config.fit.reg_noise_std = reg_noise_std(config)
+    return config
+
+
 def fit_config(config: ml_collections.ConfigDict) -> fit_lib.FitConfig:
-    return fit_lib.FitConfig(**config.fit.to_dict())
+    return fit_lib.FitConfig(**resolve(config).fit.to_dict())
 
 
 # Registry names built by the original's get_net: their output channels are `n_channels`.
@@ -530,6 +551,7 @@ def run(
     that never stopped. Checkpoints are for one image and one seed.
     """
     validate(config)
+    config = resolve(config)
     if checkpoint_every < 0:
         raise ConfigError(f"checkpoint_every must be >= 0, got {checkpoint_every}")
     if checkpoint_every or resume:
@@ -567,6 +589,7 @@ def run(
     results = ensemble.fit_images(
         [o for _, o, _ in problems], operator, net, fcfg, seed_keys(fit_key, num_seeds), input_config=input_config,
         input_image=input_image, cleans=None if any(c is None for c in cleans) else cleans, callback=progress,
+        method=config.method,
     )
     jax.block_until_ready([r.finals for r in results])
     common = run_metrics(config, fcfg, num_params, num_seeds, progress)

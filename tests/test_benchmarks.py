@@ -106,3 +106,62 @@ def test_profile_sums_op_events_by_kind():
     by_kind, by_op = op_times(events, steps=2)
     assert by_kind == {"transpose_copy_fusion": 2.0, "convolution": 1.0}
     assert by_op == {"transpose_copy_fusion": 1.5, "transpose_copy_fusion.9": 0.5, "convolution.34": 1.0}
+
+
+def _small_net():
+    from conftest import tiny_skip
+
+    return tiny_skip(num_channels_down=(8, 8), num_channels_up=(8, 8), num_channels_skip=(2, 2))
+
+
+def test_seeds_stepper_chunks_take_the_steps_of_single_calls():
+    """A call of `steps_per_call` steps (a lax.scan, as the fit loops on accelerators) is that many single steps."""
+    from benchmarks.measure import seeds_stepper as stepper
+
+    net = _small_net()
+    for method in ("sequential", "vmap"):
+        state, one = stepper(net, 2, method, 16, steps_per_call=1)
+        state, m1 = one(state)
+        state, m2 = one(state)
+        chunk_state, chunk = stepper(net, 2, method, 16, steps_per_call=2)
+        _, m = chunk(chunk_state)
+        chex.assert_shape(m["loss"], (2, 2))  # (steps, seeds)
+        chex.assert_trees_all_close(m["loss"], jnp.stack([m1["loss"], m2["loss"]]), rtol=1e-5)
+
+
+def test_accelerator_report_on_cpu(tmp_path):
+    """The accelerator command's every section runs here with tiny sizes and writes its tables."""
+    import json
+
+    from benchmarks import accelerator
+
+    plan = accelerator.Plan(net=_small_net(), net_name="tiny", sizes=(16,), seeds=(1, 2), steps=2, repeats=1,
+                            crop=16, precision_iters=3, determinism_iters=2, memory_sizes=(16,), memory_seeds=(1,),
+                            loop_steps_per_call=(1, 2), loop_size=16)
+    report = accelerator.run(plan, str(tmp_path), accelerator.SECTIONS, accelerator.Clock(deadline_s=1e9))
+    sections = report["sections"]
+    assert [(r["size"], r["k"], r["method"]) for r in sections["speed"]] == [
+        (16, 1, "sequential"), (16, 2, "sequential"), (16, 2, "vmap")]
+    assert all(r["seconds_per_step"] > 0 for r in sections["speed"] + sections["loop"])
+    assert [r["steps_per_call"] for r in sections["loop"]] == [1, 2]
+    # same seed, same steps: float32 and tensorfloat32 compute alike on a CPU
+    fp32, tf32 = sections["precision"]
+    assert fp32["psnr_ema"] == tf32["psnr_ema"] and fp32["psnr_input"] < 25
+    plain, deterministic = sections["determinism"]
+    assert plain["bitwise_equal"] and plain["max_abs_difference"] == 0.0
+    assert "GPU flags" in deterministic["skipped"]
+    assert [(r["remat"], r["peak_bytes"] > 0) for r in sections["memory"]] == [(False, True), (True, True)]
+    assert json.loads((tmp_path / "accelerator.json").read_text())["sections"] == json.loads(json.dumps(sections))
+    text = (tmp_path / "accelerator.md").read_text()
+    assert "| 16 | 2 | vmap |" in text and "| tensorfloat32 | 16 | 3 |" in text and "not measured" in text
+
+
+def test_accelerator_stops_starting_rows_at_the_deadline(tmp_path):
+    from benchmarks import accelerator
+
+    plan = accelerator.Plan(net=_small_net(), sizes=(16, 32), seeds=(1,), methods=("sequential",))
+    report = accelerator.run(plan, str(tmp_path), ["speed"], accelerator.Clock(deadline_s=0))
+    assert [r.get("skipped") for r in report["sections"]["speed"]] == ["deadline", "deadline"]
+    assert "not measured: deadline" in (tmp_path / "accelerator.md").read_text()
+    with pytest.raises(ValueError, match="unknown sections"):
+        accelerator.run(plan, str(tmp_path), ["speed", "tpu"], accelerator.Clock(1))

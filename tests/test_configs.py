@@ -48,3 +48,28 @@ def test_prior_effect_variants():
     assert sr_prior_effect.get_config("none").tv_weight == 0.0
     with pytest.raises(ValueError, match="unknown variant"):
         sr_prior_effect.get_config("bm3d")
+
+
+@pytest.mark.parametrize("task,sigma,noise_model,want", [
+    ("denoise", 25.0, "gaussian", 1 / 30), ("denoise", 50.0, "gaussian", 1 / 20), ("denoise", 75.0, "gaussian", 1 / 20),
+    ("denoise", 49.0, "gaussian", 1 / 30), ("denoise", 50.0, "poisson", 1 / 30), ("sr", 50.0, "gaussian", 1 / 30),
+])
+def test_reg_noise_std_follows_sigma_as_the_original(task, sigma, noise_model, want):
+    """sigma_p left to the rule is 1/30, and 1/20 for Gaussian denoising from sigma = 50 (the original's note)."""
+    from experiments.configs import denoise_f16
+
+    config = denoise_f16.get_config()
+    config.task, config.sigma, config.noise_model = task, sigma, noise_model
+    assert config.fit.reg_noise_std is None
+    resolved = restore_lib.resolve(config)
+    assert resolved.fit.reg_noise_std == pytest.approx(want)
+    assert restore_lib.fit_config(config).reg_noise_std == pytest.approx(want)
+    assert config.fit.reg_noise_std is None  # the caller's config is left as it was
+
+
+def test_an_explicit_reg_noise_std_is_kept():
+    from experiments.configs import sr_zebra_x4
+
+    config = sr_zebra_x4.get_config()
+    config.sigma = 50.0
+    assert restore_lib.resolve(config).fit.reg_noise_std == 0.03

@@ -113,7 +113,12 @@ def test_images_are_grouped_by_shape_and_match_single_image_calls(problem):
 def test_auto_method_per_backend():
     assert ensemble.choose_method("auto", "cpu", 1) == "sequential"
     assert ensemble.choose_method("auto", "cpu", 4) == "vmap"
-    assert ensemble.choose_method("auto", "gpu", 1) == "vmap"
+    # one accelerator: vmap only where it was measured faster, small images
+    assert ensemble.choose_method("auto", "gpu", 1, pixels=64 * 64) == "vmap"
+    assert ensemble.choose_method("auto", "gpu", 1, pixels=256 * 256) == "sequential"
+    assert ensemble.choose_method("auto", "gpu", 1) == "sequential"
+    assert ensemble.choose_method("auto", "cpu", 1, pixels=16) == "sequential"
+    assert ensemble.choose_method("auto", "gpu", 2, pixels=256 * 256) == "vmap"
 
 
 SHARDED = textwrap.dedent("""

@@ -5,6 +5,7 @@ import functools
 
 import chex
 import jax
+import jax.extend.core
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -226,3 +227,36 @@ def test_bad_shapes_and_config_values(setup):
         fit.FitConfig(ema_decay=1.0)
     with pytest.raises(ValueError, match="final_input"):
         fit.FitConfig(final_input="mean")
+
+
+def _matmul_precisions(jaxpr) -> set:
+    """The `precision` of every convolution and matrix product in a jaxpr, nested calls included."""
+    found = set()
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name in ("conv_general_dilated", "dot_general"):
+            found.add(eqn.params["precision"])
+        for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+            found |= _matmul_precisions(sub)
+    return found
+
+
+@pytest.mark.parametrize("name,precision", [("float32", jax.lax.Precision.HIGHEST),
+                                            ("tensorfloat32", jax.lax.Precision.HIGH),
+                                            ("default", jax.lax.Precision.DEFAULT)])
+def test_precision_reaches_every_convolution(setup, name, precision):
+    """config.precision sets the precision of the step's, the init's and the render's products."""
+    net, z, clean = setup
+    config = fit.FitConfig(precision=name)
+    problem = fit.Problem(net)
+    state = fit.init_state(net, z, config, jax.random.key(0), problem)
+    step = functools.partial(fit.train_step, problem=problem, config=config)
+    for jaxpr in (jax.make_jaxpr(step)(state, z, clean[::2, ::2], operators.SuperResolution(2), None),
+                  jax.make_jaxpr(functools.partial(fit.initial_state, net, config=config, problem=problem))(
+                      z, jax.random.key(0)),
+                  jax.make_jaxpr(functools.partial(fit.render_final, problem=problem, config=config))(state, z)):
+        assert _matmul_precisions(jaxpr.jaxpr) == {(precision, precision)}
+
+
+def test_unknown_precision_is_rejected():
+    with pytest.raises(ValueError, match="precision must be one of"):
+        fit.FitConfig(precision="fp8")

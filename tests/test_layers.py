@@ -152,6 +152,35 @@ def test_bilinear_upsample_matches_jax_image_resize(factor):
                                np_upsample_bilinear(np.asarray(x[0]), factor), rtol=1e-5, atol=1e-6)
 
 
+def np_upsample_align_corners(x, out_h, out_w):
+    """PyTorch's bilinear interpolation with align_corners=True, pixel by pixel (HWC)."""
+    h, w, _ = x.shape
+    out = np.zeros((out_h, out_w, x.shape[2]), np.float64)
+    for i in range(out_h):
+        for j in range(out_w):
+            sy = i * (h - 1) / (out_h - 1) if out_h > 1 else 0.0
+            sx = j * (w - 1) / (out_w - 1) if out_w > 1 else 0.0
+            y0, x0 = int(np.floor(sy)), int(np.floor(sx))
+            y1, x1 = min(y0 + 1, h - 1), min(x0 + 1, w - 1)
+            fy, fx = sy - y0, sx - x0
+            out[i, j] = ((1 - fy) * (1 - fx) * x[y0, x0] + (1 - fy) * fx * x[y0, x1]
+                         + fy * (1 - fx) * x[y1, x0] + fy * fx * x[y1, x1])
+    return out
+
+
+@pytest.mark.parametrize("size,factor", [((3, 5), 2), ((4, 4), 2), ((1, 2), 2), ((3, 4), 3)])
+def test_bilinear_align_corners_matches_numpy(size, factor):
+    x = np.random.default_rng(1).random((1, *size, 2)).astype(np.float32)
+    got = layers.upsample(jnp.asarray(x), "bilinear_align_corners", factor)
+    chex.assert_shape(got, (1, size[0] * factor, size[1] * factor, 2))
+    np.testing.assert_allclose(got[0], np_upsample_align_corners(x[0], size[0] * factor, size[1] * factor),
+                               rtol=1e-5, atol=1e-6)
+    # the corners are the input's corners, which align_corners=False does not keep
+    np.testing.assert_allclose(got[0, [0, -1]][:, [0, -1]], x[0, [0, -1]][:, [0, -1]], rtol=1e-6)
+    resized = layers.resize(jnp.asarray(x), (5, 7), "bilinear_align_corners")
+    np.testing.assert_allclose(resized[0], np_upsample_align_corners(x[0], 5, 7), rtol=1e-5, atol=1e-6)
+
+
 def test_concat_crop_rounds_offset_down():
     a = jnp.arange(5 * 7, dtype=jnp.float32).reshape(1, 5, 7, 1)
     b = jnp.ones((1, 4, 4, 2))

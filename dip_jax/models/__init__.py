@@ -207,12 +207,15 @@ _LIBRARY_DEPTHS = {"skip_depth6": 6, "skip_depth4": 4, "skip_depth2": 2}
 
 # Named configurations, each the exact net of a paper figure (REFERENCE §1.8, §3.2).
 _NAMED = {
-    "standard": lambda **kw: get_net(32, "skip", "reflection", "bilinear", **kw),
+    # get_net's arguments are defaults here, so that e.g. upsample_mode can be overridden
+    "standard": lambda **kw: get_net(**{**dict(input_depth=32, net_type="skip", upsample_mode="bilinear"), **kw}),
     "skip": lambda **kw: skip(**kw),
     "hourglass": lambda **kw: hourglass(**kw),
     # the pixel-space "no prior" / "TV prior" baselines of the SR prior-effect figure
     "pixels": lambda **kw: PixelImage(**kw),
-    "text_inpainting": lambda **kw: get_net(32, "skip", "reflection", "nearest", skip_n11=128, **kw),
+    "text_inpainting": lambda **kw: get_net(
+        **{**dict(input_depth=32, net_type="skip", upsample_mode="nearest", skip_n11=128), **kw}
+    ),
     "vase": lambda **kw: hourglass([128] * 5, num_input_channels=2, upsample_mode="nearest", pad="reflection", **kw),
     "snail": lambda **kw: skip(
         num_input_channels=3,

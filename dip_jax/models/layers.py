@@ -25,7 +25,9 @@ from dip_jax import kernels
 
 PAD_MODES = ("zero", "reflection")
 DOWNSAMPLE_MODES = ("stride", "avg", "max", "lanczos2", "lanczos3")
-UPSAMPLE_MODES = ("nearest", "bilinear")
+# 'bilinear' is PyTorch >= 0.4's `align_corners=False` (half-pixel centres); the paper's runs
+# (PyTorch 0.3/0.4 era) upsampled with what is now `align_corners=True`: 'bilinear_align_corners'.
+UPSAMPLE_MODES = ("nearest", "bilinear", "bilinear_align_corners")
 ACTIVATIONS = ("LeakyReLU", "ReLU", "Swish", "ELU", "none")
 BN_SCALE_INITS = ("ones", "uniform")
 NORMALIZATIONS = ("batch", "instance", "none")
@@ -268,6 +270,8 @@ def upsample(x: jax.Array, mode: str, factor: int = 2) -> jax.Array:
     n, h, w, c = x.shape
     if mode == "nearest":
         return jnp.repeat(jnp.repeat(x, factor, axis=1), factor, axis=2)
+    if mode == "bilinear_align_corners":
+        return _resize_align_corners(x, (h * factor, w * factor))
     if factor == 2:
         return _bilinear_x2(_bilinear_x2(x, 1), 2)
     return jax.image.resize(x, (n, h * factor, w * factor, c), method="linear", antialias=False)
@@ -293,6 +297,25 @@ def _bilinear_x2(x: jax.Array, axis: int) -> jax.Array:
     return out.reshape(x.shape[:axis] + (2 * n,) + x.shape[axis + 1:])
 
 
+def align_corners_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, n_in) linear interpolation with `align_corners=True`: output i samples input i (n_in-1)/(n_out-1)."""
+    src = np.arange(n_out) * ((n_in - 1) / (n_out - 1)) if n_out > 1 else np.zeros(1)
+    lo = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
+    hi = np.minimum(lo + 1, n_in - 1)
+    frac = src - lo
+    m = np.zeros((n_out, n_in), np.float32)
+    np.add.at(m, (np.arange(n_out), lo), 1.0 - frac)
+    np.add.at(m, (np.arange(n_out), hi), frac)
+    return m
+
+
+def _resize_align_corners(x: jax.Array, size: tuple[int, int]) -> jax.Array:
+    """Bilinear resampling of NHWC `x` to `size` with `align_corners=True` (corner pixels kept)."""
+    rows = align_corners_matrix(x.shape[1], size[0])
+    cols = align_corners_matrix(x.shape[2], size[1])
+    return jnp.einsum("oh,nhwc,pw->nopc", rows, x, cols)
+
+
 def resize(x: jax.Array, size: tuple[int, int], mode: str) -> jax.Array:
     """`nn.Upsample(size=(H, W))`: resampling to an explicit size (the ConvDecoder's layers).
 
@@ -307,6 +330,8 @@ def resize(x: jax.Array, size: tuple[int, int], mode: str) -> jax.Array:
         rows = np.minimum(np.floor(np.arange(out_h) * (h / out_h)).astype(np.int32), h - 1)
         cols = np.minimum(np.floor(np.arange(out_w) * (w / out_w)).astype(np.int32), w - 1)
         return x[:, rows][:, :, cols]
+    if mode == "bilinear_align_corners":
+        return _resize_align_corners(x, (out_h, out_w))
     return jax.image.resize(x, (n, out_h, out_w, c), method="linear", antialias=False)
 
 

@@ -16,6 +16,9 @@ def base_config() -> ml_collections.ConfigDict:
     # Seeds fitted together; seed 0 is the single-seed run. With several, the mean image
     # and a per-pixel uncertainty map are written too (dip_jax.ensemble).
     c.seeds = 1
+    # How several seeds (and images) are run: 'auto' (per backend), 'vmap' or 'sequential'
+    # (dip_jax.ensemble).
+    c.method = "auto"
     # A folder: restore every image in it (grouped by shape, one compilation per group).
     c.images = ""
 
@@ -64,7 +67,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.fit = ml_collections.ConfigDict()
     c.fit.num_iter = 3000
     c.fit.lr = 0.01
-    c.fit.reg_noise_std = 1.0 / 30.0
+    # sigma_p, the std of the code's per-step perturbation; None: the original's rule, 1/30, and
+    # 1/20 for denoising at sigma >= 50 (experiments/restore_lib.reg_noise_std; REFERENCE §3.2).
+    c.fit.reg_noise_std = None
     c.fit.ema_decay = 0.99
     c.fit.backtrack = True
     c.fit.backtrack_drop_db = 5.0
@@ -79,6 +84,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.fit.es_patience = 1000
     c.fit.es_emv_decay = 0.9
     c.fit.stop_at_detection = False
+    # float32 | tensorfloat32 | default: the precision of convolutions and matrix products
+    # (dip_jax.fit.PRECISIONS). float32 keeps the original's fp32 accuracy on GPUs too.
+    c.fit.precision = "float32"
 
     c.log_every = 100  # progress line and plot resolution
     return c

@@ -1,4 +1,7 @@
-"""dip-jax: Deep Image Prior (Ulyanov, Vedaldi, Lempitsky, CVPR 2018) in JAX and Flax."""
+"""dip-jax: Deep Image Prior (Ulyanov, Vedaldi, Lempitsky, CVPR 2018) in JAX and Flax.
+
+`REFERENCE §N` in the code refers to section N of `dip_jax/REFERENCE.md` (the original code and the paper).
+"""
 
 from dip_jax import backend as _backend
 

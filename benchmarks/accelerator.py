@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
-import dip_jax  # noqa: F401  (the library's XLA defaults, before JAX starts)
+import dip_jax
 from benchmarks.measure import advancing, seconds_per_call, seeds_stepper, step_memory
 from dip_jax import fit, io, metrics, models, operators
 from dip_jax.restore import InputConfig, restore
@@ -320,6 +320,7 @@ def run(plan: Plan, out_dir: str, sections, clock: Clock) -> dict:
 
 def main(argv):
     del argv
+    dip_jax.configure_xla()  # the library's XLA defaults, before the first JAX computation
     plan = plan_from_flags()
     if _CHILD.value:
         print(json.dumps(repeatability_row(plan)))

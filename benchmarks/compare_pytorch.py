@@ -24,7 +24,7 @@ import sys
 import jax
 from absl import app, flags
 
-import dip_jax  # noqa: F401  (the library's XLA defaults, before JAX starts)
+import dip_jax
 from benchmarks.measure import advancing, benchmark_net, seconds_per_call, seeds_stepper
 from dip_jax import models
 
@@ -109,6 +109,7 @@ def compare_size(size: int, steps: int, repeats: int, reference_dir: str) -> dic
 
 def main(argv):
     del argv
+    dip_jax.configure_xla()  # the library's XLA defaults, before the first JAX computation
     rows = [compare_size(int(s), _STEPS.value, _REPEATS.value, _REFERENCE_DIR.value) for s in _SIZES.value]
     print(f"torch {rows[0]['torch_version']} ({rows[0]['torch_threads']} threads), jax {rows[0]['jax_version']} "
           f"({rows[0]['backend']})")

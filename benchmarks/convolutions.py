@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
-import dip_jax  # noqa: F401  (the library's XLA defaults, before JAX starts)
+import dip_jax
 from benchmarks.measure import conv3x3_direct as direct
 from benchmarks.measure import conv3x3_winograd as winograd
 from benchmarks.measure import matmul_peak
@@ -39,6 +39,7 @@ VARIANTS = {
 
 def main(argv):
     del argv
+    dip_jax.configure_xla()  # the library's XLA defaults, before the first JAX computation
     size, cin, cout = _SIZE.value, _IN.value, _OUT.value
     kx, kw, kg = jax.random.split(jax.random.key(0), 3)
     x = jax.random.normal(kx, (1, size + 2, size + 2, cin))

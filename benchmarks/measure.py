@@ -12,7 +12,6 @@ import jax
 import jax.extend.core
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh
 
 from dip_jax import ensemble, fit, models, operators
 from dip_jax.restore import InputConfig
@@ -72,7 +71,7 @@ def step_memory(net, k: int, size: int) -> dict:
         states = jax.tree_util.tree_map(lambda s: jax.ShapeDtypeStruct(s.shape[1:], s.dtype), states)
         args = (states, jax.ShapeDtypeStruct(zs.shape[1:], zs.dtype), jax.ShapeDtypeStruct(y.shape[1:], y.dtype))
     else:
-        one, _, _ = ensemble._vmapped_steps(problem, config, "cpu")
+        one, _, _ = ensemble.vmapped_steps(problem, config, "cpu")
         args = (states, zs, y)
     stats = one.lower(*args, op, None).compile().memory_analysis()
     state_bytes = sum(x.size * x.dtype.itemsize for x in jax.tree_util.tree_leaves(args[0]) if hasattr(x, "size"))
@@ -92,33 +91,23 @@ def benchmark_net(name: str, size: int):
 
 
 def seeds_stepper(net, k: int, method: str, size: int, steps_per_call: int = 1):
-    """(state, step function) for k runs as `ensemble.fit_runs` builds them: 'sequential', 'vmap' or 'sharded'.
+    """(state, step function) for k runs as `ensemble.fit_runs` runs them: 'sequential', 'vmap' or 'sharded'.
 
-    Each call of the step function takes `steps_per_call` steps of every run: one jitted step,
-    or a `lax.scan` over that many (as the fit loops on accelerators, `fit.steps_per_call`).
+    'sharded' is 'vmap' over every device (an equal slice of the runs each). Each call of the
+    step function takes `steps_per_call` steps of every run: one jitted step, or a `lax.scan`
+    over that many (as the fit loops on accelerators, `fit.steps_per_call`).
     """
-    config = fit.step_config(fit.FitConfig(backtrack=True, steps_per_call=steps_per_call))
+    config = fit.FitConfig(backtrack=True, steps_per_call=steps_per_call)
     keys = jnp.stack([jax.random.key(i) for i in range(k)])
     zs, fit_keys, crop = ensemble.codes(keys, net, size, size, InputConfig("noise", net.num_input_channels))
     y = jnp.full((k, size, size, net.num_output_channels), 0.5)
-    problem = fit.Problem(net, crop)
-    op = operators.Denoising(25.0)
-    init = jax.jit(jax.vmap(lambda z, key: fit.initial_state(net, z, key, config=config, problem=problem)))
-    state = init(zs, fit_keys)
-    if method in ("vmap", "sharded"):
-        devices = tuple(jax.devices()) if method == "sharded" else None
-        if devices is not None:  # as ensemble.fit_runs places runs: an equal slice per device
-            if k % len(devices):
-                raise ValueError(f"'sharded' needs K divisible by the {len(devices)} devices")
-            mesh = Mesh(np.array(devices), ("runs",))
-            state, zs, y = ensemble._shard((state, zs, y), mesh)
-        one, chunk, _ = ensemble._vmapped_steps(problem, config, None, devices)
-        step = chunk or one
-        return state, lambda s: step(s, zs, y, op, None)
-    single, chunk, _ = fit.compiled_steps(problem, config)
-    states = [jax.tree_util.tree_map(lambda x, i=i: x[i], state) for i in range(k)]
-    step_k = ensemble._sequential(chunk or single, k)
-    return states, lambda s: step_k(s, zs, y, op, None)
+    devices = jax.devices() if method == "sharded" else jax.devices()[:1]
+    if method == "sharded" and k % len(devices):
+        raise ValueError(f"'sharded' needs K divisible by the {len(devices)} devices")
+    runs = ensemble.prepare_runs(net, zs, y, operators.Denoising(25.0), config, fit_keys, crop=crop,
+                                 method="vmap" if method == "sharded" else method, devices=devices)
+    step = runs.chunk or runs.one
+    return runs.state, lambda s: step(s, *runs.args)
 
 
 def advancing(state, step):

@@ -15,7 +15,7 @@ import json
 
 from absl import app, flags
 
-import dip_jax  # noqa: F401  (the library's XLA defaults, before JAX starts)
+import dip_jax
 from benchmarks.measure import step_memory
 from dip_jax import models
 
@@ -30,6 +30,7 @@ MB = 2**20
 
 def main(argv):
     del argv
+    dip_jax.configure_xla()  # the library's XLA defaults, before the first JAX computation
     rows = []
     for remat in [s.lower() == "true" for s in _REMAT.value]:
         net = models.get(_NET.value, remat=remat)

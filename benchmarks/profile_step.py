@@ -19,7 +19,7 @@ import os
 import jax
 from absl import app, flags
 
-import dip_jax  # noqa: F401  (the library's XLA defaults, before JAX starts)
+import dip_jax
 from benchmarks.measure import advancing, benchmark_net, op_times, seconds_per_call, seeds_stepper
 
 _SIZE = flags.DEFINE_integer("size", 256, "Square image side.")
@@ -30,6 +30,7 @@ _TRACE_DIR = flags.DEFINE_string("trace_dir", "/tmp/dip_profile", "Where the tra
 
 def main(argv):
     del argv
+    dip_jax.configure_xla()  # the library's XLA defaults, before the first JAX computation
     if os.path.exists(_TRACE_DIR.value):
         raise app.UsageError(f"--trace_dir {_TRACE_DIR.value} exists; give a new folder")
     size = _SIZE.value

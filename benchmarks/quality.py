@@ -7,7 +7,9 @@ r"""The paper's evaluation protocols (REFERENCE §4.3, §5) on a folder of image
 Per image: out_dir/<stem>/restored.png (and the restore CLI's outputs) and a line of
 out_dir/results.jsonl, written as soon as the image is done; `--resume` continues an
 interrupted run. At the end a markdown table (printed, and out_dir/results.md) of each image's
-score, the paper's where the image's name is in REFERENCE §5, and the difference.
+score, the paper's where the image's name is in REFERENCE §5, and the difference, and
+out_dir/report.html: the table, each image's crops side by side (with the paper's published
+image from `--paper_dir` when given) and its PSNR curve, in one file that opens offline.
 `--num_iter`, `--seeds`, `--max_images`, `--max_size` and `--net_config` make quick runs; the
 table then says REDUCED SETTINGS. See benchmarks/quality_lib.py for the protocols.
 """
@@ -31,6 +33,8 @@ _RESUME = flags.DEFINE_bool("resume", False, "Continue the run in --out_dir, ski
 _LR_DIR = flags.DEFINE_string("lr_dir", "", "sr: folder of given low-resolution images, matched by file stem.")
 _NOISY_DIR = flags.DEFINE_string("noisy_dir", "", "denoise: folder of given noisy images, matched by file stem.")
 _MASKED_DIR = flags.DEFINE_string("masked_dir", "", "inpaint: folder of given masked images (0 = missing), by stem.")
+_PAPER_DIR = flags.DEFINE_string(
+    "paper_dir", "", "Folder of the paper's published restored images, shown beside ours in report.html (by stem).")
 _NET_CONFIG = config_flags.DEFINE_config_file(
     "net_config",
     None,
@@ -43,8 +47,14 @@ flags.mark_flags_as_required(["protocol", "images", "out_dir"])
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    import dip_jax
+
+    dip_jax.configure_xla()  # the library's XLA defaults, before JAX starts
     # Imported here so that --help stays fast and flag errors come before JAX starts.
     from benchmarks import quality_lib
+    from experiments import progress
+
+    progress.quiet_orbax()
 
     try:
         out = quality_lib.run(
@@ -63,11 +73,17 @@ def main(argv):
             noisy_dir=_NOISY_DIR.value,
             masked_dir=_MASKED_DIR.value,
             net_config=_NET_CONFIG.value,
+            paper_dir=_PAPER_DIR.value,
         )
     except (ValueError, OSError) as e:  # bad input: one line, no traceback
         sys.exit(f"quality: error: {e}")
     print(out["table"])
 
 
-if __name__ == "__main__":
+def console_main():
+    """The `dip-quality` command installed by pip."""
     app.run(main)
+
+
+if __name__ == "__main__":
+    console_main()

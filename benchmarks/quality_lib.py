@@ -19,6 +19,7 @@ is scored as it is saved, 8-bit, as the paper's numbers were computed from publi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -28,42 +29,29 @@ from typing import Optional
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 from absl import logging
 
-from benchmarks import paper_numbers
-from dip_jax import ensemble, io, metrics, operators
-from dip_jax.restore import InputConfig
-from experiments import restore_lib
-from experiments.configs import denoise_f16, restore_barbara, sr_zebra_x4, sr_zebra_x8
+from benchmarks import paper_numbers, report
 
-PROTOCOLS = ("sr", "denoise", "inpaint")
-# The factors the paper gives settings (sigma_p, steps) and numbers for.
-SR_FACTORS = (4, 8)
-# The SR notebook centre-crops the HR image to multiples of 32 before making the LR (REFERENCE §4.2);
-# the paper's scores are taken over that crop (§4.3).
-SR_CROP_MULTIPLE = 32
-# [P] ran the 9-image denoising set for 1800 steps; the F16 config's 3000 is that figure's own setting
-# (REFERENCE §3.2, notes under the table).
-DENOISE_NUM_ITER = 1800
-# The folder given instead of simulating each protocol's input: (flag, what it holds).
-GIVEN_DIRS = {
-    "sr": ("lr_dir", "low-resolution"),
-    "denoise": ("noisy_dir", "noisy"),
-    "inpaint": ("masked_dir", "masked"),
-}
-SCORES = {"sr": "PSNR-Y", "denoise": "PSNR (RGB)", "inpaint": "PSNR (gray)"}
-BASELINES = {"sr": "bicubic", "denoise": "noisy input", "inpaint": "masked input"}
-# The row of `restore_lib.write_outputs`'s metrics that scores the baseline under the protocol.
-BASELINE_METRIC = {"sr": "psnr_y_baseline", "denoise": "psnr_input", "inpaint": "psnr_input"}
-# Which output is scored, from the protocol's config: only the denoising recipe averages its outputs.
-RESTORED = {
-    "sr": "the last output",
-    "denoise": "the exponential average of the outputs (0.99)",
-    "inpaint": "the last output",
-}
-PAPER_NET = "standard"
-RESULTS, SETTINGS, TABLE = "results.jsonl", "settings.json", "results.md"
+# The protocols' constants live in benchmarks/protocols.py (the report reads them too).
+from benchmarks.protocols import (  # noqa: E402
+    BASELINE_METRIC,
+    BASELINES,
+    DENOISE_NUM_ITER,
+    GIVEN_DIRS,
+    PROTOCOLS,
+    SCORES,
+    SR_CROP_MULTIPLE,
+    SR_FACTORS,
+)
+from dip_jax import ensemble, io, metrics, models, operators
+from dip_jax.evaluation import evaluate
+from dip_jax.restore import code_shape
+from experiments import outputs, problems
+from experiments.configs import denoise_f16, restore_barbara, sr_zebra_x4, sr_zebra_x8
+from experiments.progress import Progress, format_seconds
+
+RESULTS, SETTINGS, TABLE, REPORT = "results.jsonl", "settings.json", "results.md", "report.html"
 
 
 def paper_config(protocol: str, factor: int = 4, sigma: float = 25.0) -> ml_collections.ConfigDict:
@@ -103,8 +91,8 @@ def make_config(
         config.net = net_config.net
         config.net_overrides = ml_collections.ConfigDict(net_config.net_overrides.to_dict())
         config.input = ml_collections.ConfigDict(net_config.input.to_dict())
-    restore_lib.validate(config)
-    return restore_lib.resolve(config)
+    problems.validate(config)
+    return problems.resolve(config)
 
 
 def settings_of(
@@ -144,7 +132,7 @@ def image_key(key: jax.Array, name: str) -> jax.Array:
 def list_stems(folder: str) -> dict[str, str]:
     """stem -> path of the images in a folder; two files with one stem are refused."""
     out = {}
-    for path in restore_lib.list_images(folder):
+    for path in problems.list_images(folder):
         if stem(path) in out:
             raise ValueError(f"{folder} has two images named {stem(path)!r}: {out[stem(path)]} and {path}")
         out[stem(path)] = path
@@ -176,8 +164,9 @@ def _gray(image, path: str):
     raise ValueError(f"{path} is a colour image; the inpaint protocol restores gray images (REFERENCE §5.3)")
 
 
-def load_problem(protocol: str, config: ml_collections.ConfigDict, path: str, given: str, key: jax.Array):
-    """(clean, observation, operator) of one image: simulated from it with `key`, or `given` (a file) as input."""
+def load_problem(protocol: str, config: ml_collections.ConfigDict, path: str, given: str,
+                 key: jax.Array) -> problems.ImageProblem:
+    """One image's problem: simulated from it with `key`, or `given` (a file) as the input."""
     c = config.copy_and_resolve_references()
     if protocol == "inpaint" and given:  # the published inputs: zeros are the missing pixels
         clean = _gray(jnp.asarray(io.load_image(path)), path)
@@ -187,7 +176,8 @@ def load_problem(protocol: str, config: ml_collections.ConfigDict, path: str, gi
                 f"the masked image {given} is {observation.shape[1]}x{observation.shape[0]} but "
                 f"{path} is {clean.shape[1]}x{clean.shape[0]}"
             )
-        return clean, observation, operators.Inpainting((observation > 0).astype(jnp.float32))
+        operator = operators.Inpainting((observation > 0).astype(jnp.float32))
+        return problems.ImageProblem(stem(path), observation, operator, clean, path=path)
     if given:
         c.observation, c.clean = given, path
     else:
@@ -200,29 +190,25 @@ def load_problem(protocol: str, config: ml_collections.ConfigDict, path: str, gi
                 f"{path} is {w}x{h}: the sr protocol centre-crops it to multiples of {SR_CROP_MULTIPLE} "
                 "(REFERENCE §4.2), so each side needs at least that many pixels"
             )
-    clean, observation, operator = restore_lib.load_problem(c, key)
+    problem = problems.load_problem(c, key)
+    problem = dataclasses.replace(problem, name=stem(path), path=path)
     if protocol == "inpaint":
-        clean, observation = _gray(clean, path), _gray(observation, path)
-    return clean, observation, operator
+        problem = dataclasses.replace(problem, clean=_gray(problem.clean, path),
+                                      observation=_gray(problem.observation, path))
+    return problem
 
 
-def fit_image(config: ml_collections.ConfigDict, observation, operator, clean, keys: jax.Array):
-    """Every seed of one image (`ensemble.fit_seeds`) with the config's net and fit; (result, timing, net)."""
-    out_h, out_w, out_c = operator.output_shape(observation.shape)
-    net = restore_lib.build_net(config, out_c, (out_h, out_w))
-    fcfg = restore_lib.fit_config(config)
-    input_config = InputConfig(config.input.kind, config.input.channels, config.input.scale)
-    progress = restore_lib.Progress(fcfg.num_iter, config.log_every)
+def fit_image(config: ml_collections.ConfigDict, problem: problems.ImageProblem, keys: jax.Array):
+    """Every seed of one image (`ensemble.fit_seeds`) with the config's net and fit; (result, timings, net)."""
+    net = problems.build_net(config, problem)
+    fcfg = problems.fit_config(config)
+    progress = Progress(fcfg.num_iter, config.log_every)
     result = ensemble.fit_seeds(
-        observation, operator, net, fcfg, keys, input_config=input_config, clean=clean, callback=progress
+        problem.observation, problem.operator, net, fcfg, keys, input_config=problems.input_config(config, problem),
+        clean=problem.clean, callback=progress, method=config.method,
     )
     jax.block_until_ready(result.mean)
-    timing = {
-        "seconds": time.perf_counter() - progress.start,
-        "seconds_per_iter": progress.seconds_per_iter(),
-        "compile_seconds": progress.first[1] - progress.start,
-    }
-    return result, timing
+    return result, progress.timings(), net
 
 
 def score(protocol: str, image, clean) -> float:
@@ -230,40 +216,66 @@ def score(protocol: str, image, clean) -> float:
     return float(metrics.psnr_y(image, clean) if protocol == "sr" else metrics.psnr(image, clean))
 
 
-def write_image(image_dir: str, protocol: str, config, clean, observation, operator, result) -> dict:
-    """`restored.png` (scored as saved: 8-bit) and the restore CLI's outputs; the image's scores."""
-    os.makedirs(image_dir, exist_ok=True)
-    # The mean over seeds of each seed's output (its EMA where the config averages); seed 0's with one seed.
-    restored = result.mean
-    io.save_image(os.path.join(image_dir, "restored.png"), restored)
-    details = restore_lib.write_outputs(image_dir, config, clean, observation, result, int(config.seeds), operator)
+def scores(protocol: str, config, problem: problems.ImageProblem, result) -> dict:
+    """The image's scores: the protocol's PSNR of the 8-bit restored image (the mean over seeds of each
+    seed's output, its EMA where the config averages), the baseline's, and every number of `evaluate`."""
+    details = evaluate(problem.observation, problem.clean, result, problem.operator)
     return {
-        "psnr": score(protocol, io.to_uint8(restored) / 255.0, clean),
+        "psnr": score(protocol, io.to_uint8(result.mean) / 255.0, problem.clean),
         "baseline_psnr": details[BASELINE_METRIC[protocol]],
         "metrics": details,
     }
 
 
-def restore_image(protocol: str, config, path: str, given: str, problem: tuple, keys: jax.Array, out_dir: str) -> dict:
+def write_image(image_dir: str, config, problem: problems.ImageProblem, result, row: dict) -> None:
+    """`restored.png` (the image scored, 8-bit), the restore CLI's images and history, metrics.json."""
+    os.makedirs(image_dir, exist_ok=True)
+    io.save_image(os.path.join(image_dir, "restored.png"), result.mean)
+    outputs.write_images(image_dir, problem, result, ema=config.fit.ema_decay is not None)
+    outputs.write_history(image_dir, result.history)
+    outputs.plot_history(os.path.join(image_dir, "psnr.png"), {k: v[0] for k, v in result.history.items()},
+                         f"{config.task}: {problem.name}")
+    outputs.write_json(os.path.join(image_dir, "metrics.json"), row)
+
+
+def restore_image(protocol: str, config, problem: problems.ImageProblem, given: str, keys: jax.Array,
+                  out_dir: str) -> dict:
     """Fit one image, write its folder `out_dir/<stem>/`; its row of results."""
-    clean, observation, operator = problem
-    result, timing = fit_image(config, observation, operator, clean, keys)
+    result, timings, net = fit_image(config, problem, keys)
+    out_h, out_w, _ = problem.output_shape
     row = {
-        "image": stem(path),
-        "file": os.path.abspath(path),
+        "image": problem.name,
+        "file": os.path.abspath(problem.path),
         "given": given,
-        "shape": list(clean.shape),
-        "observation_shape": list(observation.shape),
+        "shape": list(problem.clean.shape),
+        "observation_shape": list(problem.observation.shape),
         "score": SCORES[protocol],
         "baseline": BASELINES[protocol],
-        "num_params": sum(int(x.size) for x in jax.tree_util.tree_leaves(result.state.params)) // len(keys),
-        **timing,
+        "num_params": models.num_params(net, code_shape(net, out_h, out_w)),
+        **timings,
+        **scores(protocol, config, problem, result),
     }
-    image_dir = os.path.join(out_dir, stem(path))
-    row.update(write_image(image_dir, protocol, config, clean, observation, operator, result))
-    with open(os.path.join(image_dir, "metrics.json"), "w") as f:
-        json.dump(row, f, indent=2)
+    write_image(os.path.join(out_dir, problem.name), config, problem, result, row)
     return row
+
+
+def report_panels(settings: dict, out_dir: str, row: dict, paper_dir: str = "") -> tuple[dict, Optional[str]]:
+    """An image's crops for report.html, read from its folder (and `paper_dir`), and its PSNR curve's file."""
+    protocol = settings["protocol"]
+    image_dir = os.path.join(out_dir, row["image"])
+    read = lambda name: io.load_image(os.path.join(image_dir, name))  # noqa: E731
+    clean = read("clean.png")
+    images = {"clean": clean, f"observation ({row['baseline']} {row['baseline_psnr']:.2f} dB)": read("observation.png"),
+              f"DIP, ours ({row['psnr']:.2f} dB)": read("restored.png")}
+    paper = list_stems(paper_dir).get(row["image"]) if paper_dir else None
+    if paper:
+        entry = paper_numbers.lookup(protocol, row["image"], factor=settings.get("factor"), sigma=settings.get("sigma"))
+        images["DIP, the paper's image" + (f" ({entry.dip:.2f} dB)" if entry else "")] = io.load_image(paper)
+    if protocol == "sr":  # the bicubic baseline, at the restored size
+        images[f"bicubic ({row['baseline_psnr']:.2f} dB)"] = read("baseline.png")
+        del images[next(k for k in images if k.startswith("observation"))]
+        images = {"low-resolution input": read("observation.png"), **images}
+    return report.crops(images, clean.shape[:2]), os.path.join(image_dir, "psnr.png")
 
 
 def read_rows(out_dir: str) -> list[dict]:
@@ -317,7 +329,7 @@ def start_out_dir(out_dir: str, settings: dict) -> None:
         with open(os.path.join(out_dir, SETTINGS), "w") as f:
             json.dump(settings, f, indent=2)
         with open(os.path.join(out_dir, "environment.json"), "w") as f:
-            json.dump(restore_lib.environment(), f, indent=2)
+            json.dump(outputs.environment(), f, indent=2)
 
 
 def run(
@@ -337,9 +349,13 @@ def run(
     noisy_dir: str = "",
     masked_dir: str = "",
     net_config: Optional[ml_collections.ConfigDict] = None,
+    paper_dir: str = "",
 ) -> dict:
     """Run `protocol` on the images of `images`, writing into `out_dir`; returns settings, rows and the table.
 
+    At the end it writes the table (results.md) and report.html: the table, each image's crops side by
+    side (clean, observation, ours, and the paper's published image when `paper_dir` has one of that
+    stem) and its PSNR curve, in one file that opens offline.
     `num_iter` (None: the paper's), `seeds`, `max_images` and `max_size` (0: no limit) shorten a run;
     `net_config` (a restore config) swaps in another net. Everything is checked and every input is
     loaded before the first fit, so a bad folder fails in seconds, not hours into the run.
@@ -372,23 +388,26 @@ def run(
     settings = settings_of(protocol, config, images, given_dir, net_config is not None)
     done = {row["image"]: row for row in previous_rows(out_dir, resume, settings)}
     obs_key, fit_key = jax.random.split(jax.random.key(seed))
-    keys = restore_lib.seed_keys(fit_key, seeds)
+    keys = ensemble.seed_keys(fit_key, seeds)
 
     todo = [p for p in selected if stem(p) not in done]
     if done:
         logging.info("resuming: %d image(s) done, %d to do", len(selected) - len(todo), len(todo))
-    problems = {}
+    loaded = {}
     for path in todo:  # every input loaded and checked before the first fit
         try:
-            problems[path] = load_problem(
-                protocol, config, path, given.get(stem(path), ""), image_key(obs_key, stem(path))
-            )
+            key = image_key(obs_key, stem(path))
+            loaded[path] = load_problem(protocol, config, path, given.get(stem(path), ""), key)
         except ValueError as e:
             raise ValueError(f"{stem(path)}: {e}") from None
     start_out_dir(out_dir, settings)
+    started = time.perf_counter()
     for i, path in enumerate(todo):
-        logging.info("[%d/%d] %s: %d steps x %d seed(s)", i + 1, len(todo), path, config.fit.num_iter, seeds)
-        row = restore_image(protocol, config, path, given.get(stem(path), ""), problems.pop(path), keys, out_dir)
+        eta = ""
+        if i:  # from the images done so far in this run
+            eta = f", ETA {format_seconds((time.perf_counter() - started) / i * (len(todo) - i))}"
+        logging.info("[%d/%d done%s] %s: %d steps x %d seed(s)", i, len(todo), eta, path, config.fit.num_iter, seeds)
+        row = restore_image(protocol, config, loaded.pop(path), given.get(stem(path), ""), keys, out_dir)
         append_row(out_dir, row)
         done[row["image"]] = row
         logging.info(
@@ -398,154 +417,10 @@ def run(
     order = {stem(p): i for i, p in enumerate(paths)}
     rows = sorted(done.values(), key=lambda r: order.get(r["image"], len(order)))
     skipped = [(name, why) for name, why in skipped if name not in done]  # done when a resumed run had no limit
-    table = results_table(settings, rows, skipped)
+    table = report.results_table(settings, rows, skipped)
     with open(os.path.join(out_dir, TABLE), "w") as f:
         f.write(table)
+    panels = {row["image"]: report_panels(settings, out_dir, row, paper_dir) for row in rows}
+    with open(os.path.join(out_dir, REPORT), "w") as f:
+        f.write(report.html_report(settings, rows, table, panels))
     return {"settings": settings, "rows": rows, "skipped": skipped, "table": table}
-
-
-def _f(x: Optional[float], sign: bool = False) -> str:
-    if x is None:
-        return ""
-    return f"{x:+.2f}" if sign else f"{x:.2f}"
-
-
-def differences(settings: dict) -> list[str]:
-    """How the run's settings differ from the paper's; empty for a run at the paper's settings."""
-    out = []
-    if settings["num_iter"] != settings["paper_num_iter"]:
-        out.append(f"num_iter={settings['num_iter']}, paper: {settings['paper_num_iter']}")
-    if settings["custom_net"] or settings["net"] != PAPER_NET:
-        out.append(f"net={settings['net']} (from --net_config), paper: {PAPER_NET}")
-    if settings["seeds"] != 1 and settings["protocol"] != "denoise":  # the paper averaged runs only for denoising
-        out.append(f"seeds={settings['seeds']} averaged, paper: one run")
-    return out
-
-
-def _inputs(settings: dict) -> str:
-    p, given = settings["protocol"], settings["given_dir"]
-    if given:
-        flag, what = GIVEN_DIRS[p]
-        extra = "; the whole HR image is restored" if p == "sr" else ""
-        extra = "; zeros are the missing pixels" if p == "inpaint" else extra
-        return f"given: {what} images from --{flag}={given}{extra}"
-    if p == "sr":
-        return (
-            f"simulated: HR centre-cropped to multiples of {SR_CROP_MULTIPLE}, LR = Pillow's antialiased Lanczos "
-            "of it (the notebook's, REFERENCE §4.2)"
-        )
-    if p == "denoise":
-        return (
-            f"simulated: Gaussian noise of sigma {settings['sigma']:g} from seed {settings['seed']}, clipped, "
-            "not quantised (the notebook's)"
-        )
-    return f"simulated: Bernoulli mask keeping each pixel with probability 0.5, from seed {settings['seed']}"
-
-
-def paper_notes(settings: dict, tables: list) -> list[str]:
-    p = settings["protocol"]
-    notes = [
-        f"Paper column: {t.source}; {t.set_name} means: DIP {t.dip_mean:.2f}, {BASELINES[p]} {t.baseline_mean:.2f}."
-        for t in tables
-    ]
-    if p == "sr" and tables:
-        notes.append(
-            "The paper's bicubic images are LapSRN's (bicubic of its own LR, REFERENCE §4.2); ours is Pillow's "
-            "bicubic of the notebook's LR, so the two differ by a few tenths of a dB."
-        )
-    if p == "sr" and settings["factor"] == 4:
-        notes.append(
-            "Paper text (x4): "
-            + "; ".join(f"{s} DIP {v['dip']:.2f}, bicubic {v['bicubic']:.2f}" for s, v in paper_numbers.SR_TEXT.items())
-            + "."
-        )
-    if p == "denoise" and settings["sigma"] == 25:
-        notes.append(
-            "Paper text (sigma 25, mean of the 9 images): "
-            + "; ".join(f"{k} {v:.2f}" for k, v in paper_numbers.DENOISE_TEXT.items())
-            + "."
-        )
-    return notes
-
-
-def results_table(settings: dict, rows: list[dict], skipped: list[tuple[str, str]] = ()) -> str:
-    """The markdown report: the settings, a row per image with the paper's numbers beside ours, the means."""
-    p = settings["protocol"]
-    what = {"sr": f"x{settings.get('factor')}", "denoise": f"sigma {settings.get('sigma', 0):g}", "inpaint": "50%"}[p]
-    lines = [f"# DIP quality benchmark: {p} {what}", ""]
-    diffs = differences(settings)
-    if diffs:
-        lines += [f"**REDUCED SETTINGS ({'; '.join(diffs)})**: not comparable with the paper's numbers.", ""]
-    net = settings["net"] + (f", {rows[0]['num_params']:,} parameters" if rows else "")
-    lines += [
-        "| setting | value |",
-        "|---|---|",
-        f"| protocol | {p} {what} |",
-        f"| num_iter | {settings['num_iter']} (paper: {settings['paper_num_iter']}) |",
-        f"| seeds | {settings['seeds']}"
-        + (" (their restored images averaged)" if settings["seeds"] > 1 else "")
-        + " |",
-        f"| restored image | {RESTORED[p]} |",
-        f"| seed | {settings['seed']} |",
-        f"| net | {net}" + (" from --net_config" if settings["custom_net"] else " (the paper's)") + " |",
-        f"| inputs | {_inputs(settings)} |",
-        f"| images | {settings['images']} |",
-        f"| score | {SCORES[p]} of the 8-bit restored image"
-        + (
-            ", Y channel, 4 px shaved at the top/left and 5 at the bottom/right (REFERENCE §4.3)"
-            if p == "sr"
-            else ", whole image"
-        )
-        + " |",
-        "",
-    ]
-    paper = {
-        r["image"]: paper_numbers.lookup(p, r["image"], factor=settings.get("factor"), sigma=settings.get("sigma"))
-        for r in rows
-    }
-    base = BASELINES[p]
-    lines += [
-        f"| image | size | DIP (ours) | DIP (paper) | Δ | {base} (ours) | {base} (paper) | Δ | seconds |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        e = paper[r["image"]]
-        name = r["image"] + (f" ({e.set_name}: {e.name})" if e else "")
-        h, w = r["shape"][:2]
-        cells = [
-            name,
-            f"{w}×{h}",
-            _f(r["psnr"]),
-            _f(e and e.dip),
-            _f(e and r["psnr"] - e.dip, True),
-            _f(r["baseline_psnr"]),
-            _f(e and e.baseline),
-            _f(e and r["baseline_psnr"] - e.baseline, True),
-            f"{r['seconds']:.0f}",
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    if rows:
-        name = f"mean ({len(rows)} image{'s' if len(rows) > 1 else ''})"
-        lines.append(
-            f"| **{name}** | | {_f(np.mean([r['psnr'] for r in rows]))} | | | "
-            f"{_f(np.mean([r['baseline_psnr'] for r in rows]))} | | | {sum(r['seconds'] for r in rows):.0f} |"
-        )
-    matched = [r for r in rows if paper[r["image"]]]
-    if matched:
-        ours, theirs = np.mean([r["psnr"] for r in matched]), np.mean([paper[r["image"]].dip for r in matched])
-        ours_b = np.mean([r["baseline_psnr"] for r in matched])
-        theirs_b = np.mean([paper[r["image"]].baseline for r in matched])
-        lines.append(
-            f"| **mean of the {len(matched)} with a paper number** | | {_f(ours)} | {_f(theirs)} | "
-            f"{_f(ours - theirs, True)} | {_f(ours_b)} | {_f(theirs_b)} | {_f(ours_b - theirs_b, True)} | |"
-        )
-    tables = []
-    for r in matched:
-        if paper[r["image"]].table not in tables:
-            tables.append(paper[r["image"]].table)
-    notes = paper_notes(settings, tables)
-    if notes:
-        lines += [""] + notes
-    if skipped:
-        lines += [""] + [f"Skipped {name}: {why}." for name, why in skipped]
-    return "\n".join(lines).rstrip() + "\n"

@@ -16,7 +16,7 @@ import statistics
 
 from absl import app, flags
 
-import dip_jax  # noqa: F401  (the library's XLA defaults, before JAX starts)
+import dip_jax
 from benchmarks.measure import advancing, seconds_per_call, seeds_stepper
 from dip_jax import models
 
@@ -32,6 +32,7 @@ _OUT = flags.DEFINE_string("out", None, "JSON output path.")
 
 def main(argv):
     del argv
+    dip_jax.configure_xla()  # the library's XLA defaults, before the first JAX computation
     net = models.get(_NET.value)
     rows = []
     for k in [int(s) for s in _SEEDS.value]:

@@ -23,7 +23,7 @@ import jax
 import jax.extend.core
 from absl import app, flags
 
-import dip_jax  # noqa: F401  (the library's XLA defaults, before JAX starts)
+import dip_jax
 from benchmarks.measure import advancing, benchmark_net, conv_flops, matmul_peak, seconds_per_call, seeds_stepper
 from dip_jax import ensemble, models
 from dip_jax.restore import code_shape
@@ -69,6 +69,7 @@ def time_size(name: str, size: int, k: int, steps: int, repeats: int, peak: floa
 
 def main(argv):
     del argv
+    dip_jax.configure_xla()  # the library's XLA defaults, before the first JAX computation
     peak = matmul_peak()
     rows = [time_size(name, int(s), int(k), _STEPS.value, _REPEATS.value, peak)
             for name in _NETS.value for s in _SIZES.value for k in _SEEDS.value]

@@ -1,4 +1,4 @@
-"""Backend defaults that the library sets by itself, with an escape hatch.
+"""XLA flags that DIP's nets want, set by an explicit call (`dip_jax.configure_xla()`).
 
 On CPU, XLA's default fusion of convolutions into its YNN kernels is several times slower
 for DIP's nets than running each convolution individually. Measured with the standard
@@ -6,10 +6,11 @@ for DIP's nets than running each convolution individually. Measured with the sta
 warm-up: 4.0 with XLA's defaults, 1.35 with
 `--xla_cpu_experimental_ynn_fusion_type=-individual_convolution`.
 
-XLA reads its flags once, when the first backend starts, so `configure()` runs when
-`dip_jax` is imported and only adds the flag while no backend has started, the user has not
-set it, and no GPU/TPU plugin is installed (whose XLA might reject a CPU-only flag).
-Set `DIP_JAX_XLA_DEFAULTS=0` to leave XLA_FLAGS untouched.
+XLA reads its flags once, when the first backend starts, so `configure()` must run before
+the first JAX computation: the command-line apps call it first thing in `main`, a program of
+your own calls `dip_jax.configure_xla()` itself. It only adds the flag while no backend has
+started, the user has not set it, and no GPU/TPU plugin is installed (whose XLA might reject a
+CPU-only flag). `DIP_JAX_XLA_DEFAULTS=0` makes it leave XLA_FLAGS untouched.
 """
 
 from __future__ import annotations

@@ -27,8 +27,9 @@ How runs are executed is chosen per backend (`method`):
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import flax.struct
 import jax
@@ -97,7 +98,7 @@ def _sequential(fn: Callable, k: int) -> Callable:
 
 
 @functools.lru_cache(maxsize=16)
-def _vmapped_steps(problem: fit_lib.Problem, config: fit_lib.FitConfig, backend: Optional[str],
+def vmapped_steps(problem: fit_lib.Problem, config: fit_lib.FitConfig, backend: Optional[str],
                    devices: Optional[tuple] = None):
     """Jitted steps vmapped over runs; chunk metrics come out (n, K) like single-step ones (K,).
 
@@ -145,7 +146,37 @@ def _pad_runs(tree, k_padded: int):
     return jax.tree_util.tree_map(pad, tree)
 
 
-def fit_runs(
+@dataclasses.dataclass(frozen=True)
+class Runs:
+    """K runs of one shape, set up as `fit_runs` fits them (`prepare_runs`).
+
+    `state` is in the layout the steps take: a list of K states ('sequential'), or one state
+    stacked over the runs and padded to a multiple of the devices ('vmap'). `one(state, *args)`
+    takes one step of every run, `chunk(state, *args)` (or None) `steps_per_call` steps;
+    both return (state, metrics) with a trailing run axis on the metrics.
+    """
+
+    method: str
+    k: int
+    state: Any
+    one: Callable
+    chunk: Optional[Callable]
+    steps_per_call: int
+    args: tuple  # (zs, observations, operator, cleans), laid out as the steps take them
+    render: Callable  # state -> the final images (K, H, W, C)
+
+    def stacked(self, state) -> fit_lib.FitState:
+        """A state of the steps' layout as one state stacked over the K runs."""
+        if self.method == "sequential":
+            return _stack(state)
+        return jax.tree_util.tree_map(lambda x: x[: self.k], state)
+
+    def history(self, history: dict) -> dict:
+        """The loop's history, (T, runs), as (K, T)."""
+        return {name: np.moveaxis(np.asarray(v)[:, : self.k], 0, 1) for name, v in history.items()}
+
+
+def prepare_runs(
     net,
     zs: jax.Array,
     observations: jax.Array,
@@ -157,9 +188,9 @@ def fit_runs(
     crop: Optional[tuple] = None,
     method: str = "auto",
     devices: Optional[Sequence] = None,
-    callback: Optional[Callable] = None,
-) -> RunsResult:
-    """Fit K runs of one shape: zs (K, 1, H, W, C), observations (K, ...), keys (K,)."""
+    state: Optional[fit_lib.FitState] = None,
+) -> Runs:
+    """The initial (or given, stacked) state of K runs and their compiled steps; see `fit_runs`."""
     k = int(keys.shape[0])
     if zs.shape[0] != k or observations.shape[0] != k or (cleans is not None and cleans.shape[0] != k):
         raise ValueError("zs, observations, cleans and keys need the same number of runs")
@@ -174,46 +205,88 @@ def fit_runs(
     init = functools.partial(fit_lib.initial_state, net, config=config, problem=problem)
     render = functools.partial(fit_lib.render_final, problem=problem, config=config)
     cfg = fit_lib.step_config(config)
-    # with stop_at_detection, steps after a run's stop leave it as it was; the loop ends when all have stopped
-    stop_early = config.stop_at_detection and config.early_stopping != "none"
 
     if method == "sequential":
         one, chunk, n = fit_lib.compiled_steps(problem, cfg, devices[0].platform)
-        init_one = fit_lib.compile_once(init, zs[0], keys[0])
-        states = [init_one(zs[i], keys[i]) for i in range(k)]
-        args = (zs, observations, operator, cleans)
-        one_k, chunk_k = _sequential(one, k), (None if chunk is None else _sequential(chunk, k))
-        stopped = (lambda ss: all(bool(s.stopping.stopped) for s in ss)) if stop_early else None
-        states, history = fit_lib.run_loop(one_k, chunk_k, n, states, args, 0, config.num_iter, callback,
-                                           stopped=stopped)
-        render_one = fit_lib.compile_once(render, states[0], zs[0])
-        finals = jnp.stack([render_one(states[i], zs[i]) for i in range(k)])
-        state = _stack(states)
-    else:
-        k_padded = -(-k // len(devices)) * len(devices)
-        run_args = _pad_runs((zs, observations, keys, cleans), k_padded)
-        if len(devices) > 1:
-            run_args = _shard(run_args, Mesh(np.array(devices), ("runs",)))
-        zs_p, obs_p, keys_p, cleans_p = run_args
-        init_v, render_v = jax.vmap(init), jax.vmap(render)
-        if len(devices) > 1:  # each device on its own runs, as the steps (see _vmapped_steps)
-            mesh, runs = Mesh(np.array(devices), ("runs",)), PartitionSpec("runs")
-            init_v = jax.shard_map(init_v, mesh=mesh, in_specs=(runs, runs), out_specs=runs)
-            render_v = jax.shard_map(render_v, mesh=mesh, in_specs=(runs, runs), out_specs=runs)
-        state = fit_lib.compile_once(init_v, zs_p, keys_p)(zs_p, keys_p)
-        one, chunk, n = _vmapped_steps(problem, cfg, devices[0].platform,
-                                       tuple(devices) if len(devices) > 1 else None)
-        stopped = (lambda s: bool(jnp.all(s.stopping.stopped))) if stop_early else None
-        state, history = fit_lib.run_loop(
-            one, chunk, n, state, (zs_p, obs_p, operator, cleans_p), 0, config.num_iter, callback, stopped=stopped
-        )
-        finals = fit_lib.compile_once(render_v, state, zs_p)(state, zs_p)[:k]
-        state = jax.tree_util.tree_map(lambda x: x[:k], state)
-        history = {name: v[:, :k] for name, v in history.items()}
+        if state is None:
+            init_one = fit_lib.compile_once(init, zs[0], keys[0])
+            states = [init_one(zs[i], keys[i]) for i in range(k)]
+        else:
+            states = [jax.tree_util.tree_map(lambda x, i=i: x[i], state) for i in range(k)]
 
+        def render_k(states):
+            render_one = fit_lib.compile_once(render, states[0], zs[0])
+            return jnp.stack([render_one(states[i], zs[i]) for i in range(k)])
+
+        return Runs(method, k, states, _sequential(one, k), None if chunk is None else _sequential(chunk, k), n,
+                    (zs, observations, operator, cleans), render_k)
+
+    k_padded = -(-k // len(devices)) * len(devices)
+    run_args = _pad_runs((zs, observations, keys, cleans), k_padded)
+    if state is not None:
+        state = _pad_runs(state, k_padded)
+    if len(devices) > 1:
+        run_args, state = _shard((run_args, state), Mesh(np.array(devices), ("runs",)))
+    zs_p, obs_p, keys_p, cleans_p = run_args
+    init_v, render_v = jax.vmap(init), jax.vmap(render)
+    if len(devices) > 1:  # each device on its own runs, as the steps (see vmapped_steps)
+        mesh, runs = Mesh(np.array(devices), ("runs",)), PartitionSpec("runs")
+        init_v = jax.shard_map(init_v, mesh=mesh, in_specs=(runs, runs), out_specs=runs)
+        render_v = jax.shard_map(render_v, mesh=mesh, in_specs=(runs, runs), out_specs=runs)
+    if state is None:
+        state = fit_lib.compile_once(init_v, zs_p, keys_p)(zs_p, keys_p)
+    one, chunk, n = vmapped_steps(problem, cfg, devices[0].platform, tuple(devices) if len(devices) > 1 else None)
+    return Runs(method, k, state, one, chunk, n, (zs_p, obs_p, operator, cleans_p),
+                lambda s: fit_lib.compile_once(render_v, s, zs_p)(s, zs_p)[:k])
+
+
+def fit_runs(
+    net,
+    zs: jax.Array,
+    observations: jax.Array,
+    operator: Operator,
+    config: fit_lib.FitConfig,
+    keys: jax.Array,
+    *,
+    cleans: Optional[jax.Array] = None,
+    crop: Optional[tuple] = None,
+    method: str = "auto",
+    devices: Optional[Sequence] = None,
+    callback: Optional[Callable] = None,
+    state: Optional[fit_lib.FitState] = None,
+    checkpoint_every: int = 0,
+    checkpoint_fn: Optional[Callable] = None,
+) -> RunsResult:
+    """Fit K runs of one shape: zs (K, 1, H, W, C), observations (K, ...), keys (K,).
+
+    `state` (stacked over the K runs, e.g. from a checkpoint) continues a fit from its step.
+    With `checkpoint_every` and `checkpoint_fn`, `checkpoint_fn(state, history)` is called as
+    `fit.run_loop` says, with the state stacked over the runs and the history of this call's
+    steps as (K, T) arrays; save it inside the call (the state is donated to the next step).
+    """
+    runs = prepare_runs(net, zs, observations, operator, config, keys, cleans=cleans, crop=crop, method=method,
+                        devices=devices, state=state)
+    # with stop_at_detection, steps after a run's stop leave it as it was; the loop ends when all have stopped
+    stopped = None
+    if config.stop_at_detection and config.early_stopping != "none":
+        stopped = lambda s: bool(jnp.all(runs.stacked(s).stopping.stopped))  # noqa: E731
+    on_checkpoint = None
+    if checkpoint_fn is not None:
+        on_checkpoint = lambda s, h: checkpoint_fn(runs.stacked(s), runs.history(h) if h else {})  # noqa: E731
+    start = 0 if state is None else int(jnp.max(state.step))
+    loop_state, history = fit_lib.run_loop(
+        runs.one, runs.chunk, runs.steps_per_call, runs.state, runs.args, start, config.num_iter, callback,
+        stopped=stopped, checkpoint_every=checkpoint_every, checkpoint_fn=on_checkpoint,
+    )
+    finals = runs.render(loop_state)
+    state = runs.stacked(loop_state)
     emas = finals if config.ema_decay is None else state.ema
-    history = {name: np.moveaxis(v, 0, 1) for name, v in history.items()}  # (T, K) -> (K, T)
-    return RunsResult(finals=finals, emas=emas, history=history, state=state)
+    return RunsResult(finals=finals, emas=emas, history=runs.history(history) if history else {}, state=state)
+
+
+def seed_keys(key: jax.Array, num_seeds: int) -> jax.Array:
+    """Seed i's key: fold_in(key, i). Seed 0 of K seeds is the single-seed run with the same `key`."""
+    return jnp.stack([jax.random.fold_in(key, i) for i in range(num_seeds)])
 
 
 def codes(keys: jax.Array, net, height: int, width: int, input_config: InputConfig, input_image=None):
@@ -224,6 +297,19 @@ def codes(keys: jax.Array, net, height: int, width: int, input_config: InputConf
         z, crop = make_code(z_key, net, height, width, input_config, input_image)
         zs.append(z)
     return jnp.stack(zs), jnp.stack([fit_key for _, fit_key in pairs]), crop
+
+
+def initial_state(observation: jax.Array, operator: Operator, net, config: fit_lib.FitConfig, keys: jax.Array, *,
+                  input_config: InputConfig = DEFAULT_INPUT, input_image: Optional[jax.Array] = None):
+    """The state of `fit_seeds(observation, ..., keys)` before its first step, stacked over the seeds.
+
+    What a checkpoint of that fit restores into (`dip_jax.checkpoint.restore`'s template).
+    """
+    out_h, out_w, _ = operator.output_shape(jnp.shape(observation))
+    zs, fit_keys, crop = codes(keys, net, out_h, out_w, input_config, input_image)
+    init = jax.vmap(functools.partial(fit_lib.initial_state, net, config=config,
+                                      problem=fit_lib.Problem(net, crop)))
+    return fit_lib.compile_once(init, zs, fit_keys)(zs, fit_keys)
 
 
 def _seeds_result(runs: RunsResult) -> SeedsResult:
@@ -251,16 +337,18 @@ def fit_seeds(
     devices: Optional[Sequence] = None,
     seeds_per_chunk: Optional[int] = None,
     callback: Optional[Callable] = None,
+    **resume_options,
 ) -> SeedsResult:
     """`restore(observation, ..., key)` for every key in `keys` (shape (K,)), fitted together.
 
     `seeds_per_chunk` fits the seeds in groups of that many, one group after another, when
-    K at once does not fit in memory.
+    K at once does not fit in memory. `resume_options` (`state`, `checkpoint_every`,
+    `checkpoint_fn`) go to `fit_runs`: the fit of all K seeds saved and continued as one.
     """
     return fit_images(
         [observation], operator, net, config, keys, input_config=input_config, input_image=input_image,
         cleans=None if clean is None else [clean], method=method, devices=devices,
-        seeds_per_chunk=seeds_per_chunk, callback=callback,
+        seeds_per_chunk=seeds_per_chunk, callback=callback, **resume_options,
     )[0]
 
 
@@ -278,12 +366,14 @@ def fit_images(
     devices: Optional[Sequence] = None,
     seeds_per_chunk: Optional[int] = None,
     callback: Optional[Callable] = None,
+    **resume_options,
 ) -> list[SeedsResult]:
     """Restore each image with every key in `keys`; one `SeedsResult` per image, in order.
 
     Images are grouped by shape and each group is fitted as images x seeds runs, so a group
     compiles once. Seed i of every image uses `keys[i]`, so an image's result does not depend
-    on which other images were in the call.
+    on which other images were in the call. `resume_options` (`state`, `checkpoint_every`,
+    `checkpoint_fn`; see `fit_runs`) need the whole call to be one fit: one image, one chunk.
     """
     observations = [jnp.asarray(o, jnp.float32) for o in observations]
     if cleans is not None and len(cleans) != len(observations):
@@ -301,6 +391,8 @@ def fit_images(
     groups: dict[tuple, list[int]] = {}
     for i, o in enumerate(observations):
         groups.setdefault(tuple(o.shape), []).append(i)
+    if resume_options and (len(observations) > 1 or chunk < k):
+        raise ValueError("a state or checkpoints go with one fit: one image, all seeds in one chunk")
 
     results: list[Optional[SeedsResult]] = [None] * len(observations)
     for shape, members in groups.items():
@@ -318,7 +410,7 @@ def fit_images(
             if cleans is not None:
                 run_clean = jnp.stack([jnp.asarray(cleans[i], jnp.float32) for i in members for _ in range(kk)])
             runs = fit_runs(net, run_z, run_obs, operator, config, run_keys, cleans=run_clean, crop=crop,
-                            method=method, devices=devices, callback=callback)
+                            method=method, devices=devices, callback=callback, **resume_options)
             for j, i in enumerate(members):
                 part = jax.tree_util.tree_map(lambda x, j=j, kk=kk: x[j * kk : (j + 1) * kk], runs)
                 per_image[i].append(part)

@@ -6,6 +6,8 @@ r"""Restore an image with Deep Image Prior.
     python -m experiments.restore --task=sr --factor=4 --observation=my_low_res_photo.png --out_dir=/tmp/dip_sr
 
 Flags override the config; any config field can also be set as --config.<field>=value.
+`--config=quick` (a name, not a path) picks a config shipped in experiments/configs, so the
+installed command `dip-restore --config=quick --out_dir=...` works from any folder.
 """
 
 import os
@@ -14,7 +16,8 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
-_DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "denoise_f16.py")
+_CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
+_DEFAULT_CONFIG = os.path.join(_CONFIG_DIR, "denoise_f16.py")
 
 _CONFIG = config_flags.DEFINE_config_file("config", _DEFAULT_CONFIG, "An ml_collections config file.")
 _OUT_DIR = flags.DEFINE_string("out_dir", None, "Folder for the outputs (must be empty unless --overwrite).")
@@ -50,22 +53,32 @@ _RESUME = flags.DEFINE_bool("resume", False, "Continue the run in --out_dir from
 flags.mark_flag_as_required("out_dir")
 
 
+def shipped_config(argv):
+    """`--config=NAME[:variant]` names a config shipped in experiments/configs when NAME is not a file."""
+    out = []
+    for arg in argv:
+        if arg.startswith("--config="):
+            value = arg[len("--config="):]
+            path, _, variant = value.partition(":")
+            shipped = os.path.join(_CONFIG_DIR, path if path.endswith(".py") else f"{path}.py")
+            if os.sep not in path and not os.path.exists(path) and os.path.isfile(shipped):
+                arg = "--config=" + shipped + (f":{variant}" if variant else "")
+        out.append(arg)
+    return out
+
+
 def parse_flags(argv):
     """absl's flag parsing, with every bad flag or config override reported in one line."""
     try:
-        return flags.FLAGS(argv)
+        return flags.FLAGS(shipped_config(argv))
     except flags.Error as e:
         sys.exit(f"restore: error: {e} (pass --helpshort to list the flags)")
     except (AttributeError, KeyError, TypeError, ValueError) as e:  # config overrides of unknown keys
         sys.exit(f"restore: error: bad config override: {e}")
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    # Imported here so that --help stays fast and flag errors come before JAX starts.
-    from experiments import restore_lib
-
+def config_from_flags():
+    """The config file's config with the flags' overrides applied."""
     config = _CONFIG.value
     overrides = (
         ("task", _TASK), ("image", _IMAGE), ("sigma", _SIGMA), ("seed", _SEED), ("seeds", _SEEDS), ("images", _IMAGES),
@@ -75,19 +88,33 @@ def main(argv):
     for field, flag in overrides:
         if flag.value is not None:
             config[field] = flag.value
-    if _NUM_ITER.value is not None:
-        config.fit.num_iter = _NUM_ITER.value
-    if _LR.value is not None:
-        config.fit.lr = _LR.value
-    if _EARLY_STOPPING.value is not None:
-        config.fit.early_stopping = _EARLY_STOPPING.value
+    for field, flag in (("num_iter", _NUM_ITER), ("lr", _LR), ("early_stopping", _EARLY_STOPPING)):
+        if flag.value is not None:
+            config.fit[field] = flag.value
+    return config
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    import dip_jax
+
+    dip_jax.configure_xla()  # the library's XLA defaults, before JAX starts
+    # Imported here so that --help stays fast and flag errors come before JAX starts.
+    from experiments import progress, restore_lib
+
+    progress.quiet_orbax()
     try:
-        restore_lib.run(
-            config, _OUT_DIR.value, _OVERWRITE.value, checkpoint_every=_CHECKPOINT_EVERY.value, resume=_RESUME.value
-        )
+        restore_lib.run(config_from_flags(), _OUT_DIR.value, _OVERWRITE.value,
+                        checkpoint_every=_CHECKPOINT_EVERY.value, resume=_RESUME.value)
     except (ValueError, OSError) as e:  # bad input: one line, no traceback
         sys.exit(f"restore: error: {e}")
 
 
-if __name__ == "__main__":
+def console_main():
+    """The `dip-restore` command installed by pip."""
     app.run(main, flags_parser=parse_flags)
+
+
+if __name__ == "__main__":
+    console_main()

@@ -26,8 +26,15 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-import dip_jax  # noqa: E402,F401  (sets the library's XLA defaults before JAX starts)
+import dip_jax  # noqa: E402
+
+dip_jax.configure_xla()  # the library's XLA defaults, before JAX starts, as the apps set them
+
+import jax.numpy as jnp  # noqa: E402
+
 from dip_jax import models  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def tiny_skip(**overrides):
@@ -62,3 +69,74 @@ def photo64():
 def key():
     return jax.random.key(0)
 
+
+
+def smooth_image(size: int) -> jax.Array:
+    """A smooth colour image, size x size, which a net fits quickly (noise it fits slowly: the prior at work)."""
+    yy, xx = jnp.meshgrid(jnp.linspace(0, 1, size), jnp.linspace(0, 1, size), indexing="ij")
+    return jnp.stack([0.5 + 0.4 * jnp.sin(3 * xx), 0.5 + 0.4 * jnp.cos(2 * yy), 0.3 + 0.4 * xx * yy], -1)
+
+
+# A restore config with a tiny net, as a config file's text (for the command line) and as a ConfigDict.
+TINY_CONFIG = '''
+from experiments.configs import common
+
+def get_config():
+    c = common.base_config()
+    c.default_image_size = 32
+    c.net = "skip"
+    c.net_overrides.num_channels_down = (8, 8, 8)
+    c.net_overrides.num_channels_up = (8, 8, 8)
+    c.net_overrides.num_channels_skip = (2, 2, 2)
+    c.net_overrides.upsample_mode = "bilinear"
+    c.net_overrides.pad = "reflection"
+    c.input.channels = 4
+    c.fit.num_iter = 20
+    c.log_every = 5
+    return c
+'''
+
+
+def tiny_config(**fields):
+    """TINY_CONFIG's config, with `fields` (dotted names allowed: 'fit.num_iter') set."""
+    namespace = {}
+    exec(compile(TINY_CONFIG, "tiny_config", "exec"), namespace)
+    config = namespace["get_config"]()
+    for name, value in fields.items():
+        *parents, last = name.split(".")
+        node = config
+        for parent in parents:
+            node = node[parent]
+        node[last] = value
+    return config
+
+
+@pytest.fixture(scope="session")
+def tiny_config_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cfg") / "tiny.py"
+    path.write_text(TINY_CONFIG)
+    return str(path)
+
+
+def cli(*args, module="experiments.restore", timeout=600):
+    """`python -m experiments.restore ARGS` (or another app) from the repository root."""
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def numpy_rule(variances, patience):
+    """The early-stopping rule written out in numpy: (detected iteration, iteration it stopped at or None), 1-based."""
+    best, detected, wait = np.inf, 0, 0
+    for t, v in enumerate(variances):
+        if np.isnan(v):
+            continue
+        if v < best:
+            best, detected, wait = v, t + 1, 0
+        else:
+            wait += 1
+            if wait >= patience:
+                return detected, t + 1
+    return detected, None

@@ -5,25 +5,20 @@ layer-by-layer arithmetic written out here independently of the modules.
 """
 
 import functools
-import os
-import subprocess
-import sys
 
 import chex
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
+from conftest import smooth_image
 
 from dip_jax import fit, inputs, models, operators
 from dip_jax.models import decoders, layers
 from dip_jax.restore import InputConfig, make_code, padded_geometry
-from experiments import restore_lib
-from experiments.configs import common, library_architectures
+from experiments.configs import library_architectures
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def run_once(fn, *args):
     """`fn(*args)` compiled with little optimisation: these tests run each computation once."""
@@ -400,17 +395,16 @@ FIT_NETS = [
 
 
 @pytest.fixture(scope="module")
-def smooth_image():
-    yy, xx = jnp.meshgrid(jnp.linspace(0, 1, SIZE), jnp.linspace(0, 1, SIZE), indexing="ij")
-    return jnp.stack([0.5 + 0.4 * jnp.sin(3 * xx), 0.5 + 0.4 * jnp.cos(2 * yy), 0.3 + 0.4 * xx * yy], -1)
+def smooth():
+    return smooth_image(SIZE)
 
 
 @pytest.mark.parametrize("name,net", FIT_NETS, ids=[n[0] for n in FIT_NETS])
-def test_a_short_fit_lowers_the_loss(name, net, smooth_image):
+def test_a_short_fit_lowers_the_loss(name, net, smooth):
     code_h, code_w = models.code_size(net, SIZE, SIZE)
     z = inputs.noise(jax.random.key(1), code_h, code_w, net.num_input_channels)
     config = fit.FitConfig(num_iter=30, lr=0.01, reg_noise_std=0.0, ema_decay=None)
-    result = fit.fit(net, z, smooth_image, operators.Denoising(25.0), config, jax.random.key(0))
+    result = fit.fit(net, z, smooth, operators.Denoising(25.0), config, jax.random.key(0))
     loss = result.history["loss"]
     assert np.all(np.isfinite(loss))
     assert loss[-1] < 0.7 * loss[0], (loss[0], loss[-1])
@@ -421,33 +415,31 @@ def test_a_short_fit_lowers_the_loss(name, net, smooth_image):
 # The CLI side: building nets from a config, the Fig. 8 config, --net.
 
 
-@pytest.mark.parametrize("name", restore_lib.ARCHITECTURE_NAMES)
-def test_build_net_takes_channels_and_size_from_the_image(name):
-    config = common.base_config()
-    config.net = name
-    config.input.channels = 4
-    net = restore_lib.build_net(config, 1, (37, 51))
-    assert net.num_input_channels == 4 and net.num_output_channels == 1
+@pytest.mark.parametrize("name", models.names())
+def test_build_gives_every_net_the_code_and_image_channels(name):
+    """One signature for every registry entry: input depth from the code, output from the image."""
+    channels = 3 if name == "pixels" else 4  # a pixel image outputs its input
+    net = models.build(name, channels, 3 if name == "pixels" else 1, (37, 51))
+    assert (net.num_input_channels, net.num_output_channels) == (channels, 3 if name == "pixels" else 1)
     if name == "conv_decoder":
         assert net.output_size == (37, 51)
 
 
-@pytest.mark.parametrize("name", restore_lib.GET_NET_NAMES + ("library_unet", "library_resnet"))
-def test_build_net_sets_the_output_channels_of_named_nets(name):
-    config = common.base_config()
-    config.net = name
-    config.net_overrides = ml_collections.ConfigDict()
-    config.input.channels = models.get(name).num_input_channels
-    assert restore_lib.build_net(config, 1).num_output_channels == 1
+def test_build_keeps_the_figures_other_settings():
+    assert models.build("standard", 32, 3) == models.get("standard")
+    assert models.build("vase", 2, 3) == models.get("vase")
+    assert models.build("skip_depth6", 1, 3) == models.get("skip_depth6")
+    assert models.build("standard", 32, 3, upsample_mode="nearest").upsample_mode == "nearest"
 
 
-def test_build_net_passes_remat_to_skip_nets_only():
-    config = common.base_config()
-    config.remat = True
-    assert restore_lib.build_net(config, 3).remat
-    config.net = "UNet"
-    with pytest.raises(restore_lib.ConfigError, match="does not take .*remat"):
-        restore_lib.build_net(config, 3)
+def test_build_errors_name_the_argument():
+    with pytest.raises(ValueError, match="'UNet' does not take the argument 'remat'"):
+        models.build("UNet", 3, 3, remat=True)
+    assert models.build("standard", 32, 3, remat=True).remat
+    with pytest.raises(ValueError, match="makes one output size"):
+        models.build("conv_decoder", 3, 3)
+    with pytest.raises(ValueError, match="unknown network"):
+        models.build("vgg", 3, 3)
 
 
 LIBRARY = [
@@ -465,16 +457,16 @@ def test_library_config_is_the_figure(name, lr, count):
     assert (c.net, c.fit.lr, c.fit.num_iter, c.fit.reg_noise_std) == (name, lr, 3001, 0.0)
     assert (c.task, c.input.kind, c.input.channels, c.fit.final_input) == ("inpaint", "noise", 1, "clean")
     assert c.image.endswith("inpainting/library.png") and c.mask.endswith("inpainting/library_mask.png")
-    net = restore_lib.build_net(c, 3, (448, 704))
+    net = models.build(c.net, c.input.channels, 3, (448, 704), **c.net_overrides.to_dict())
     assert models.num_params(net, (1, 64, 64, 1)) == count
     padded_geometry(net, 448, 704)  # the image fits every net of the figure without error
 
 
-def test_net_flag_overrides_the_config(tmp_path):
-    # The flag reaches config.net: the default config's net is valid, so only --net can make this fail.
-    proc = subprocess.run(
-        [sys.executable, "-m", "experiments.restore", "--net=no_such_net", f"--out_dir={tmp_path / 'out'}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
-    )
-    assert proc.returncode != 0
-    assert "unknown net 'no_such_net'" in proc.stderr
+def test_unknown_net_names_are_refused_before_any_work():
+    from experiments import problems
+    from experiments.configs import common
+
+    config = common.base_config()
+    config.net = "no_such_net"
+    with pytest.raises(problems.ConfigError, match="unknown net 'no_such_net'"):
+        problems.validate(config)

@@ -4,16 +4,12 @@ import dataclasses
 import hashlib
 import json
 import os
-import subprocess
-import sys
 
 import chex
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import tiny_skip
-from test_stopping import numpy_rule
+from conftest import numpy_rule, smooth_image, tiny_config, tiny_skip
 
 from dip_jax import checkpoint, fit, inputs, operators
 
@@ -26,8 +22,7 @@ def problem():
     net = tiny_skip()
     z = inputs.noise(jax.random.key(1), SIZE, SIZE, 4)
     op = operators.Denoising(25.0)
-    yy, xx = jnp.meshgrid(jnp.linspace(0, 1, SIZE), jnp.linspace(0, 1, SIZE), indexing="ij")
-    clean = jnp.stack([0.5 + 0.4 * jnp.sin(3 * xx), 0.5 + 0.4 * jnp.cos(2 * yy), 0.3 + 0.4 * xx * yy], -1)
+    clean = smooth_image(SIZE)
     return net, z, op, clean, op.simulate(clean, jax.random.key(0))
 
 
@@ -118,51 +113,31 @@ def test_bad_checkpoint_directories_are_refused_and_left_alone(problem, interrup
     assert files_of(directory) == before
 
 
-TINY_CONFIG = '''
-from experiments.configs import common
-
-def get_config():
-    c = common.base_config()
-    c.default_image_size = 32
-    c.net = "skip"
-    c.net_overrides.num_channels_down = (8, 8, 8)
-    c.net_overrides.num_channels_up = (8, 8, 8)
-    c.net_overrides.num_channels_skip = (2, 2, 2)
-    c.net_overrides.upsample_mode = "bilinear"
-    c.net_overrides.pad = "reflection"
-    c.input.channels = 4
-    c.fit.es_window = 4
-    c.fit.es_patience = 6
-    c.log_every = 5
-    return c
-'''
+def es_config(**fields):
+    """The tiny restore config with early stopping on a short window."""
+    return tiny_config(**{"fit.early_stopping": "wmv", "fit.es_window": 4, "fit.es_patience": 6, "seed": 3,
+                          **fields})
 
 
-def cli(*args):
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.run([sys.executable, "-m", "experiments.restore", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=900, env=env)
+def run(out, num_iter, seeds=1, **options):
+    from experiments import restore_lib
+
+    return restore_lib.run(es_config(seeds=seeds, **{"fit.num_iter": num_iter}), str(out), **options)
 
 
 @pytest.fixture(scope="module")
 def cli_runs(tmp_path_factory):
     """One 12-step run, and one stopped at 7 (checkpoints at 5 and 7) then resumed to 12."""
     base = tmp_path_factory.mktemp("cli")
-    config = base / "tiny.py"
-    config.write_text(TINY_CONFIG)
-    common = [f"--config={config}", "--early_stopping=wmv", "--seed=3"]
-    whole = cli(*common, f"--out_dir={base / 'whole'}", "--num_iter=12")
-    assert whole.returncode == 0, whole.stderr[-2000:]
-    first = cli(*common, f"--out_dir={base / 'resumed'}", "--num_iter=7", "--checkpoint_every=5")
-    assert first.returncode == 0, first.stderr[-2000:]
+    run(base / "whole", 12)
+    run(base / "resumed", 7, checkpoint_every=5)
     assert sorted(os.listdir(base / "resumed" / "checkpoints")) == ["5", "7"]
-    second = cli(*common, f"--out_dir={base / 'resumed'}", "--num_iter=12", "--checkpoint_every=5", "--resume")
-    assert second.returncode == 0, second.stderr[-2000:]
-    return base, common
+    run(base / "resumed", 12, checkpoint_every=5, resume=True)
+    return base
 
 
-def test_cli_resume_gives_the_run_that_never_stopped(cli_runs):
-    base, _ = cli_runs
+def test_resume_gives_the_run_that_never_stopped(cli_runs):
+    base = cli_runs
     whole, resumed = np.load(base / "whole" / "history.npz"), np.load(base / "resumed" / "history.npz")
     assert sorted(whole) == sorted(resumed)
     for name in whole:
@@ -177,8 +152,8 @@ def test_cli_resume_gives_the_run_that_never_stopped(cli_runs):
     assert (base / "resumed" / "final.png").read_bytes() == (base / "whole" / "final.png").read_bytes()
 
 
-def test_cli_records_the_detection_and_the_oracle(cli_runs):
-    base, _ = cli_runs
+def test_run_records_the_detection_and_the_oracle(cli_runs):
+    base = cli_runs
     m = json.loads((base / "whole" / "metrics.json").read_text())
     h = np.load(base / "whole" / "history.npz")
     detected, stop_at = numpy_rule(h["es_variance"], 6)
@@ -195,20 +170,34 @@ def test_cli_records_the_detection_and_the_oracle(cli_runs):
     assert {"jax", "flax", "optax", "orbax_checkpoint", "git_revision", "xla_flags"} <= set(env)
 
 
-def test_cli_bad_resume_is_one_line_and_writes_nothing(cli_runs):
-    base, common = cli_runs
+def test_a_bad_resume_writes_nothing(cli_runs):
+    from experiments import restore_lib
+
+    base = cli_runs
     missing = base / "never_ran"
-    r = cli(*common, f"--out_dir={missing}", "--num_iter=12", "--resume")
-    assert r.returncode != 0 and "no checkpoint to resume" in r.stderr and "Traceback" not in r.stderr
+    with pytest.raises(checkpoint.CheckpointError, match="no checkpoint to resume"):
+        run(missing, 12, resume=True)
     assert not missing.exists()
 
     before = files_of(base / "resumed")
-    r = cli(*common, f"--out_dir={base / 'resumed'}", "--num_iter=12", "--lr=0.02", "--resume")
-    assert r.returncode != 0 and "Traceback" not in r.stderr
-    assert "from another run" in r.stderr and "lr: 0.01 in the checkpoint, 0.02 here" in r.stderr
-    r = cli(*common, f"--out_dir={base / 'resumed'}", "--num_iter=12", "--config.default_image_size=48", "--resume")
-    assert r.returncode != 0 and "from another run" in r.stderr and "observation_shape" in r.stderr
+    with pytest.raises(checkpoint.CheckpointError, match="from another run.*lr: 0.01 in the checkpoint, 0.02 here"):
+        restore_lib.run(es_config(**{"fit.num_iter": 12, "fit.lr": 0.02}), str(base / "resumed"), resume=True)
+    with pytest.raises(checkpoint.CheckpointError, match="from another run.*observation_shape"):
+        restore_lib.run(es_config(**{"fit.num_iter": 12, "default_image_size": 48}), str(base / "resumed"),
+                        resume=True)
     assert files_of(base / "resumed") == before
+
+
+def test_a_resumed_fit_of_several_seeds_is_the_one_that_never_stopped(tmp_path):
+    """Checkpoints hold every seed's state: K seeds stopped and resumed equal K seeds run through."""
+    whole = run(tmp_path / "whole", 6, seeds=2)
+    run(tmp_path / "resumed", 3, checkpoint_every=3, seeds=2)
+    resumed = run(tmp_path / "resumed", 6, checkpoint_every=3, resume=True, seeds=2)
+    assert resumed.pop("resumed_from_step") == 3
+    timing = {"seconds", "seconds_per_iter", "compile_seconds"}
+    assert {k: v for k, v in resumed.items() if k not in timing} == {k: v for k, v in whole.items() if k not in timing}
+    for name in ("seed0_final.png", "seed1_final.png", "uncertainty.npy"):
+        assert (tmp_path / "resumed" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes()
 
 
 def test_a_resumed_flash_no_flash_fit_is_the_one_that_never_stopped(tmp_path):
@@ -222,10 +211,8 @@ def test_a_resumed_flash_no_flash_fit_is_the_one_that_never_stopped(tmp_path):
     no_flash = rng.integers(0, 200, (SIZE, SIZE, 3)).astype(np.uint8)
     iio.imwrite(tmp_path / "no_flash.png", no_flash)
     iio.imwrite(tmp_path / "flash.png", (no_flash + 40).astype(np.uint8))
-    namespace = {}
-    exec(TINY_CONFIG, namespace)  # the CLI tests' tiny net
-    config = namespace["get_config"]()
-    config.task, config.input.channels = "flash", 3
+    config = tiny_config(**{"fit.early_stopping": "wmv", "fit.es_window": 4, "fit.es_patience": 6})
+    config.task = "flash"
     config.observation, config.flash = str(tmp_path / "no_flash.png"), str(tmp_path / "flash.png")
     assert isinstance(config, ml_collections.ConfigDict)
 

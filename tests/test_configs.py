@@ -2,10 +2,11 @@
 
 import importlib
 
+import jax.numpy as jnp
 import pytest
 
-from dip_jax import models
-from experiments import restore_lib
+from dip_jax import models, operators
+from experiments import problems
 
 # config module (and variant) -> (image channels, parameter count of the figure's net)
 EXPECTED = {
@@ -33,11 +34,14 @@ def test_config_builds_the_figures_net(name, variant):
         config.flash = "flash.jpg"  # validate() wants the flash photo named
     if config.task == "inpaint" and not config.mask:
         config.mask = "mask.png"
-    restore_lib.validate(config)
+    problems.validate(config)
     assert module.__doc__ and "python -m experiments.restore" in module.__doc__
     channels, want = EXPECTED[(name, variant)]
-    net = restore_lib.build_net(config, channels)
-    in_channels = 2 if config.input.kind == "meshgrid" else config.input.channels
+    image = jnp.zeros((64, 64, channels))
+    problem = problems.ImageProblem("x", image, operators.Denoising(25.0),
+                                    code_image=image if config.task == "flash" else None)
+    net = problems.build_net(config, problem)
+    in_channels = problems.input_config(config, problem).channels
     assert models.num_params(net, (1, 64, 64, in_channels)) == want
 
 
@@ -61,9 +65,9 @@ def test_reg_noise_std_follows_sigma_as_the_original(task, sigma, noise_model, w
     config = denoise_f16.get_config()
     config.task, config.sigma, config.noise_model = task, sigma, noise_model
     assert config.fit.reg_noise_std is None
-    resolved = restore_lib.resolve(config)
+    resolved = problems.resolve(config)
     assert resolved.fit.reg_noise_std == pytest.approx(want)
-    assert restore_lib.fit_config(config).reg_noise_std == pytest.approx(want)
+    assert problems.fit_config(config).reg_noise_std == pytest.approx(want)
     assert config.fit.reg_noise_std is None  # the caller's config is left as it was
 
 
@@ -72,4 +76,4 @@ def test_an_explicit_reg_noise_std_is_kept():
 
     config = sr_zebra_x4.get_config()
     config.sigma = 50.0
-    assert restore_lib.resolve(config).fit.reg_noise_std == 0.03
+    assert problems.resolve(config).fit.reg_noise_std == 0.03

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from conftest import tiny_skip
+from conftest import smooth_image, tiny_skip
 
 from dip_jax import fit, inputs, metrics, operators
 
@@ -22,8 +22,7 @@ def setup():
     net = tiny_skip()
     z = inputs.noise(jax.random.key(1), SIZE, SIZE, 4)
     # a smooth image, which the net fits quickly (it is slow to fit noise: the prior at work)
-    yy, xx = jnp.meshgrid(jnp.linspace(0, 1, SIZE), jnp.linspace(0, 1, SIZE), indexing="ij")
-    clean = jnp.stack([0.5 + 0.4 * jnp.sin(3 * xx), 0.5 + 0.4 * jnp.cos(2 * yy), 0.3 + 0.4 * xx * yy], -1)
+    clean = smooth_image(SIZE)
     return net, z, clean
 
 

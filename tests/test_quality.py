@@ -4,6 +4,7 @@ Every run uses one tiny net and 3 steps, so the compiled steps are shared betwee
 scores are checked against numpy recomputations from the files the benchmark writes.
 """
 
+import html.parser
 import json
 import os
 import subprocess
@@ -13,10 +14,10 @@ import imageio.v3 as iio
 import jax
 import numpy as np
 import pytest
+from conftest import TINY_CONFIG
 from PIL import Image
-from test_cli import TINY_CONFIG
 
-from benchmarks import paper_numbers, quality_lib
+from benchmarks import paper_numbers, quality_lib, report
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_ITER = 3
@@ -62,7 +63,10 @@ def sr_images(tmp_path_factory, photo):
 
 
 def test_sr_protocol(sr_images, tmp_path):
-    out = run("sr", sr_images, tmp_path / "out", factor=4, max_size=48)
+    paper = tmp_path / "paper"  # a published image of the same stem, shown beside ours in report.html
+    paper.mkdir()
+    iio.imwrite(paper / "butterfly.png", iio.imread(sr_images / "butterfly.png")[4:36, 8:40])
+    out = run("sr", sr_images, tmp_path / "out", factor=4, max_size=48, paper_dir=str(paper))
     assert [r["image"] for r in out["rows"]] == ["butterfly"]
     row = out["rows"][0]
     assert row["shape"] == [32, 32, 3] and row["observation_shape"] == [8, 8, 3]
@@ -90,6 +94,10 @@ def test_sr_protocol(sr_images, tmp_path):
     assert "Skipped big: 64×64 is larger than --max_size=48." in table
     assert f"| **mean (1 image)** | | {row['psnr']:.2f} |" in table
     assert "Set5 means: DIP 29.90, bicubic 28.44" in table
+    page = ReportParser.of(tmp_path / "out/report.html")
+    assert page.captions["butterfly"] == ["low-resolution input", "clean", f"DIP, ours ({row['psnr']:.2f} dB)",
+                                          "DIP, the paper's image (26.23 dB)",
+                                          f"bicubic ({row['baseline_psnr']:.2f} dB)", "PSNR against iteration"]
 
 
 @pytest.fixture(scope="module")
@@ -120,9 +128,9 @@ def test_denoise_protocol_and_resume(denoise_images, tmp_path, monkeypatch):
     fitted = []
     fit_image = quality_lib.fit_image
 
-    def counting(config, observation, *args):
-        fitted.append(observation.shape)
-        return fit_image(config, observation, *args)
+    def counting(config, problem, *args):
+        fitted.append(problem.observation.shape)
+        return fit_image(config, problem, *args)
 
     monkeypatch.setattr(quality_lib, "fit_image", counting)
     second = run("denoise", denoise_images, out_dir, sigma=25, seeds=2, resume=True)
@@ -139,6 +147,48 @@ def test_denoise_protocol_and_resume(denoise_images, tmp_path, monkeypatch):
     matched = f"| **mean of the 1 with a paper number** | | {row['psnr']:.2f} | 33.69 | {row['psnr'] - 33.69:+.2f} |"
     assert matched in table
     assert "Paper text (sigma 25, mean of the 9 images)" in table and "EMA, two runs averaged 31.00" in table
+
+    # report.html: the table and, per image, its crops and PSNR curve, all inline (it opens offline)
+    page = ReportParser.of(out_dir / "report.html")
+    assert page.sections == ["F16_GT", "kodim99"]
+    assert all(src.startswith("data:image/png;base64,") for src in page.images)
+    assert page.captions["F16_GT"][:3] == ["clean", f"observation (noisy input {row['baseline_psnr']:.2f} dB)",
+                                          f"DIP, ours ({row['psnr']:.2f} dB)"]
+    assert page.captions["F16_GT"][-1] == "PSNR against iteration"
+    assert "F16_GT (CBM3D set: F16)" in page.cells and f"{row['psnr']:.2f}" in page.cells
+
+
+class ReportParser(html.parser.HTMLParser):
+    """What report.html shows: its sections (one per image), figure captions, image sources, table cells."""
+
+    def __init__(self):
+        super().__init__()
+        self.sections, self.captions, self.images, self.cells = [], {}, [], []
+        self._in = None
+
+    @classmethod
+    def of(cls, path):
+        parser = cls()
+        parser.feed(path.read_text())
+        return parser
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "section":
+            self.sections.append(attrs["id"])
+            self.captions[attrs["id"]] = []
+        if tag == "img":
+            self.images.append(attrs["src"])
+        self._in = tag
+
+    def handle_data(self, data):
+        if self._in == "figcaption":
+            self.captions[self.sections[-1]].append(data)
+        if self._in == "td":
+            self.cells.append(data)
+
+    def handle_endtag(self, tag):
+        self._in = None
 
 
 def test_denoise_with_given_noisy_images(denoise_images, tmp_path):
@@ -160,7 +210,7 @@ def test_noise_and_masks_come_from_fixed_keys(denoise_images, gray_images):
 
     def observation(protocol, path, name):
         config = quality_lib.make_config(protocol)
-        return quality_lib.load_problem(protocol, config, str(path), "", quality_lib.image_key(key, name))[1]
+        return quality_lib.load_problem(protocol, config, str(path), "", quality_lib.image_key(key, name)).observation
 
     for protocol, path in (("denoise", denoise_images / "F16_GT.png"), ("inpaint", gray_images / "clean/barbara.png")):
         a, b = observation(protocol, path, "F16_GT"), observation(protocol, path, "F16_GT")
@@ -233,7 +283,7 @@ def test_table_at_the_paper_settings_says_nothing_is_reduced():
             "num_params": 2217831,
         }
     ]
-    table = quality_lib.results_table(settings, rows)
+    table = report.results_table(settings, rows)
     assert "REDUCED" not in table and "| num_iter | 4000 (paper: 4000) |" in table
     assert "| bird (Set5: bird) | 288×288 | 27.50 | 27.09 | +0.41 | 25.00 | 25.28 | -0.28 | 100 |" in table
     assert "| net | standard, 2,217,831 parameters (the paper's) |" in table

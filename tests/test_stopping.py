@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import tiny_skip
+from conftest import numpy_rule, smooth_image, tiny_skip
 
 from dip_jax import fit, inputs, metrics, operators, stopping
 
@@ -47,21 +47,6 @@ def numpy_emv_variances(outputs, decay, warmup):
     if warmup <= 1:
         out[0] = 0.0
     return out
-
-
-def numpy_rule(variances, patience):
-    """(detected iteration, iteration at which it stopped or None), both 1-based."""
-    best, detected, wait = np.inf, 0, 0
-    for t, v in enumerate(variances):
-        if np.isnan(v):
-            continue
-        if v < best:
-            best, detected, wait = v, t + 1, 0
-        else:
-            wait += 1
-            if wait >= patience:
-                return detected, t + 1
-    return detected, None
 
 
 def run_rule(rule, outputs):
@@ -153,8 +138,7 @@ def noisy_fit():
     net = tiny_skip()
     z = inputs.noise(jax.random.key(1), SIZE, SIZE, 4)
     op = operators.Denoising(25.0)
-    yy, xx = jnp.meshgrid(jnp.linspace(0, 1, SIZE), jnp.linspace(0, 1, SIZE), indexing="ij")
-    clean = jnp.stack([0.5 + 0.4 * jnp.sin(3 * xx), 0.5 + 0.4 * jnp.cos(2 * yy), 0.3 + 0.4 * xx * yy], -1)
+    clean = smooth_image(SIZE)
     noisy = op.simulate(clean, jax.random.key(0))
     return net, z, op, clean, noisy
 

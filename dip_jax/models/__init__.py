@@ -1,6 +1,8 @@
 """Networks: the original's architectures, two under-parameterised decoders, and a registry.
 
-`get(name, **overrides)` builds a network by name (`names()` lists them). Every network is a
+`get(name, **overrides)` builds a network by name with its figure's defaults (`names()` lists
+them); `build(name, in_channels, out_channels, image_size, **overrides)` builds any of them for
+a given code and image, with one signature for all. Every network is a
 Linen module called on z (1, H, W, C) with `num_input_channels` and `num_output_channels`
 attributes. What sizes it accepts is answered per architecture by `size_multiple(net)`,
 `min_input_size(net)` and `code_size(net, height, width)` (single-dispatch functions: a new
@@ -10,6 +12,7 @@ architecture registers its own).
 from __future__ import annotations
 
 import functools
+import re
 
 import flax.linen as nn
 import jax
@@ -43,6 +46,7 @@ __all__ = [
     "code_size",
     "concat_crop",
     "downsample",
+    "build",
     "get",
     "get_net",
     "hourglass",
@@ -205,28 +209,34 @@ def get_net(
 _LIBRARY_DEPTHS = {"skip_depth6": 6, "skip_depth4": 4, "skip_depth2": 2}
 
 
-# Named configurations, each the exact net of a paper figure (REFERENCE §1.8, §3.2).
+def _with_defaults(make, **defaults):
+    """`make` with keyword defaults that the caller's keywords replace (a figure's net, overridable)."""
+    return lambda **kw: make(**{**defaults, **kw})
+
+
+# Named configurations, each the exact net of a paper figure (REFERENCE §1.8, §3.2). Every
+# argument is a default that `get(name, **overrides)` and `build` may replace.
 _NAMED = {
-    # get_net's arguments are defaults here, so that e.g. upsample_mode can be overridden
-    "standard": lambda **kw: get_net(**{**dict(input_depth=32, net_type="skip", upsample_mode="bilinear"), **kw}),
+    "standard": _with_defaults(get_net, input_depth=32, net_type="skip", upsample_mode="bilinear"),
     "skip": lambda **kw: skip(**kw),
     "hourglass": lambda **kw: hourglass(**kw),
     # the pixel-space "no prior" / "TV prior" baselines of the SR prior-effect figure
     "pixels": lambda **kw: PixelImage(**kw),
-    "text_inpainting": lambda **kw: get_net(
-        **{**dict(input_depth=32, net_type="skip", upsample_mode="nearest", skip_n11=128), **kw}
-    ),
-    "vase": lambda **kw: hourglass([128] * 5, num_input_channels=2, upsample_mode="nearest", pad="reflection", **kw),
-    "snail": lambda **kw: skip(
+    "text_inpainting": _with_defaults(get_net, input_depth=32, net_type="skip", upsample_mode="nearest",
+                                      skip_n11=128),
+    "vase": _with_defaults(hourglass, num_channels_down=[128] * 5, num_input_channels=2, upsample_mode="nearest",
+                           pad="reflection"),
+    "snail": _with_defaults(
+        skip,
         num_input_channels=3,
         num_channels_down=[8, 16, 32, 64, 128],
         num_channels_up=[8, 16, 32, 64, 128],
         num_channels_skip=[0, 0, 0, 4, 4],
         upsample_mode="bilinear",
         pad="reflection",
-        **kw,
     ),
-    "restoration_kate": lambda **kw: skip(
+    "restoration_kate": _with_defaults(
+        skip,
         num_input_channels=32,
         num_channels_down=[16, 32, 64, 128, 128],
         num_channels_up=[16, 32, 64, 128, 128],
@@ -234,9 +244,8 @@ _NAMED = {
         upsample_mode="bilinear",
         downsample_mode="avg",
         pad="reflection",
-        **kw,
     ),
-    **{name: functools.partial(get_net, 1, name, "reflection") for name in _LIBRARY_DEPTHS},
+    **{name: _with_defaults(get_net, input_depth=1, net_type=name) for name in _LIBRARY_DEPTHS},
     # The architectures with the original's defaults (ResNet's widths: the library figure's).
     "UNet": lambda **kw: UNet(**_hashable(kw)),
     "ResNet": lambda **kw: ResNet(**_hashable(kw)),
@@ -244,23 +253,18 @@ _NAMED = {
     "deep_decoder": lambda **kw: DeepDecoder(**_hashable(kw)),
     "conv_decoder": lambda **kw: ConvDecoder(**_hashable(kw)),
     # The library figure's UNet and ResNet (Fig. 8; REFERENCE §1.8, §3.2), 1-channel code.
-    "library_unet": lambda **kw: UNet(
-        **{
-            **dict(
-                num_input_channels=1,
-                feature_scale=8,
-                more_layers=1,
-                upsample_mode="deconv",
-                pad="zero",
-                norm_layer="instance",
-            ),
-            **_hashable(kw),
-        }
+    "library_unet": _with_defaults(
+        lambda **kw: UNet(**_hashable(kw)),
+        num_input_channels=1, feature_scale=8, more_layers=1, upsample_mode="deconv", pad="zero",
+        norm_layer="instance",
     ),
-    "library_resnet": lambda **kw: ResNet(
-        **{**dict(num_input_channels=1, num_blocks=8, num_channels=32), **_hashable(kw)}
-    ),
+    "library_resnet": _with_defaults(lambda **kw: ResNet(**_hashable(kw)), num_input_channels=1, num_blocks=8,
+                                     num_channels=32),
 }
+# What each entry calls its channel counts: the original's get_net says input_depth and n_channels.
+_GET_NET_ENTRIES = ("standard", "text_inpainting", *_LIBRARY_DEPTHS)
+# Entries that make one output size, given when they are built.
+_SIZED_ENTRIES = ("conv_decoder",)
 
 
 def names() -> list[str]:
@@ -268,10 +272,35 @@ def names() -> list[str]:
 
 
 def get(name: str, **overrides) -> nn.Module:
-    """A network by name, with keyword overrides, e.g. `get('standard', n_channels=1)`."""
+    """A network by name with its figure's defaults, e.g. `get('standard', n_channels=1)`."""
     if name not in _NAMED:
         raise ValueError(f"unknown network {name!r}; expected one of {names()}")
     return _NAMED[name](**overrides)
+
+
+def build(name: str, in_channels: int, out_channels: int, image_size=None, **overrides) -> nn.Module:
+    """The named net for a code of `in_channels` and an image of `out_channels` (and `image_size`, (H, W)).
+
+    One signature for every entry of the registry: each entry's own argument names (the
+    original's `get_net` says `input_depth` and `n_channels`, the architectures
+    `num_input_channels` and `num_output_channels`) and its need for the image's size (the
+    ConvDecoder's `output_size`) stay here. `overrides` replace the figure's other defaults;
+    an argument the architecture does not take is a ValueError naming it.
+    """
+    if name not in _NAMED:
+        raise ValueError(f"unknown network {name!r}; expected one of {names()}")
+    in_arg, out_arg = ("input_depth", "n_channels") if name in _GET_NET_ENTRIES else (
+        "num_input_channels", "num_output_channels")
+    kwargs = {in_arg: in_channels, out_arg: out_channels}
+    if name in _SIZED_ENTRIES:
+        if image_size is None:
+            raise ValueError(f"the net {name!r} makes one output size: give the image's size")
+        kwargs["output_size"] = tuple(image_size)
+    try:
+        return get(name, **{**kwargs, **overrides})
+    except TypeError as e:  # an override the architecture does not take
+        unknown = re.search(r"unexpected keyword argument '(\w+)'", str(e))
+        raise ValueError(f"the net {name!r} does not take the argument {unknown[1] if unknown else e!r}") from None
 
 
 def num_params(net: nn.Module, input_shape) -> int:

@@ -3,7 +3,7 @@ r"""Large-hole inpainting of the library, architecture comparison (paper Fig. 8;
 Default: the notebook's `skip_depth6` (hourglass [16, 32, 64, 128, 128, 128], k_down 5, k_up 3,
 no 1x1 up-convs, nearest; 2,996,467 parameters) on a 1-channel U(0, 0.1) code, sigma_p = 0,
 Adam 0.01 for 3001 steps, masked MSE. Pass `--config.net=skip_depth4` or `skip_depth2` for the
-shallower nets of the figure (UNet and ResNet are not ported).
+shallower nets of the figure (library_architectures.py runs the whole figure, UNet and ResNet included).
 
     python -m experiments.restore --config=experiments/configs/inpaint_library.py \
         --image=../shared/data/inpainting/library.png --mask=../shared/data/inpainting/library_mask.png \

@@ -23,9 +23,6 @@ What the paper shows (no numbers, Fig. 8): the deeper the hourglass, the better 
 hole is filled ("deeper random networks" inpaint better); the UNet, whose skip connections
 pass the image straight through at every level, fills the hole poorly ("adding skip
 connections ... in U-Net is highly detrimental"), and the ResNet does worse still.
-
-Needs the inpainting operator (`task = "inpaint"`, with `mask`): the CLI rejects the task
-until that operator is merged.
 """
 
 import ml_collections

@@ -1,0 +1,181 @@
+"""Writing a restoration's files: images, history, metrics, the config and environment, plots.
+
+Nothing here computes a score (that is `dip_jax.evaluation`); every function writes what it
+is given into one folder.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import subprocess
+import sys
+from typing import Optional
+
+import jax
+import numpy as np
+
+import dip_jax
+from dip_jax import io
+from dip_jax.evaluation import base_operator, finite_or_none
+from dip_jax.operators import Inpainting, SuperResolution
+
+
+def prepare_out_dir(out_dir: str, overwrite: bool) -> None:
+    if os.path.isdir(out_dir) and os.listdir(out_dir) and not overwrite:
+        raise FileExistsError(f"{out_dir} is not empty; pass --overwrite to write into it")
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise FileExistsError(f"{out_dir} exists and is not a directory")
+    os.makedirs(out_dir, exist_ok=True)
+
+
+def write_json(path: str, value) -> None:
+    """Valid JSON only: values that are not finite are written as null."""
+    with open(path, "w") as f:
+        json.dump(finite_or_none(value), f, indent=2, allow_nan=False)
+
+
+def write_images(out_dir: str, problem, result, ema: bool = True) -> None:
+    """The observation, each output of seed 0 (the single run), the task's extras and, for K > 1, every seed's.
+
+    `result` is an `ensemble.SeedsResult`; `ema` says whether the fit averaged its outputs.
+    """
+    save = lambda name, image: io.save_image(os.path.join(out_dir, name), image)  # noqa: E731
+    save("observation.png", problem.observation)
+    save("final.png", result.finals[0])
+    save("ema.png", result.emas[0])
+    if problem.clean is not None:
+        save("clean.png", problem.clean)
+    base = base_operator(problem.operator)
+    if isinstance(base, SuperResolution):
+        save("baseline.png", base.baseline(problem.observation))
+    if isinstance(base, Inpainting):
+        save("mask.png", base.mask)
+    if problem.code_image is not None:
+        save("flash.png", problem.code_image)
+    k = int(result.finals.shape[0])
+    if k > 1:
+        save("mean.png", result.mean)
+        std = np.asarray(result.std)
+        save("uncertainty.png", std / (float(std.max()) or 1.0))  # 1 = the largest std
+        np.save(os.path.join(out_dir, "uncertainty.npy"), std)
+        for i in range(k):
+            save(f"seed{i}_final.png", result.finals[i])
+            save(f"seed{i}_ema.png", result.emas[i])
+    stops = getattr(result.state, "stopping", None)
+    if stops is not None and int(stops.iteration[0]):  # seed 0's detection, as the single run's
+        save("es.png", stops.output[0])
+        if ema:
+            save("es_ema.png", stops.average[0])
+
+
+def write_history(out_dir: str, history: dict) -> None:
+    """history.npz: every step's metrics, (T,) for one seed and (K, T) for several."""
+    k = next(iter(history.values())).shape[0] if history else 1
+    np.savez_compressed(os.path.join(out_dir, "history.npz"),
+                        **{name: (v[0] if k == 1 else v) for name, v in history.items()})
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_history(path: str, history: dict, title: str, es_iteration: Optional[int] = None) -> None:
+    """PSNR against iteration of one fit (`history` of one seed: name -> (T,))."""
+    plt = _pyplot()
+    steps = np.arange(1, len(history["loss"]) + 1)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(steps, history["psnr_obs"], label="output vs observation", lw=1)
+    if "psnr_clean" in history:
+        ax.plot(steps, history["psnr_clean"], label="output vs clean", lw=1)
+        ax.plot(steps, history["psnr_ema_clean"], label="averaged output vs clean", lw=1.5)
+    if es_iteration:
+        ax.axvline(es_iteration, color="k", ls="--", lw=1, label=f"early stop (iteration {es_iteration})")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("PSNR (dB)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _title(name: str, scores: dict, key: str) -> str:
+    value = scores.get(key)
+    return name if value is None else f"{name}\n{value:.2f} dB"
+
+
+def plot_comparison(path: str, problem, result, scores: dict, restored: str = "ema") -> None:
+    """comparison.png: observation | restored | clean (when known) | uncertainty (K > 1), PSNRs in the titles.
+
+    `restored` names the output shown as restored ('ema' or 'final'); `scores` are
+    `evaluation.evaluate`'s numbers, whose PSNRs against the clean image go into the titles.
+    """
+    plt = _pyplot()
+    k = int(result.finals.shape[0])
+    image = result.emas[0] if restored == "ema" else result.finals[0]
+    panels = [(_title("observation", scores, "psnr_input"), problem.observation),
+              (_title(f"restored ({'average' if restored == 'ema' else 'last output'})", scores,
+                      "psnr_ema" if restored == "ema" else "psnr_final"), image)]
+    if k > 1:
+        panels.append((_title(f"mean of {k} seeds", scores, "psnr_mean_image"), result.mean))
+    if problem.clean is not None:
+        panels.append(("clean", problem.clean))
+    if k > 1:
+        std = np.asarray(result.std).mean(axis=-1)
+        panels.append((f"uncertainty (std over seeds, max {float(std.max()):.3f})", std))
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.6))
+    for ax, (title, panel) in zip(np.atleast_1d(axes), panels, strict=True):
+        panel = np.asarray(panel)
+        if panel.ndim == 2:
+            ax.imshow(panel, cmap="magma")
+        else:
+            ax.imshow(np.clip(panel[..., 0] if panel.shape[-1] == 1 else panel, 0, 1),
+                      cmap="gray" if panel.shape[-1] == 1 else None, vmin=0, vmax=1)
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _git_revision() -> Optional[str]:
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def environment() -> dict:
+    import flax
+    import optax
+
+    return {
+        "dip_jax": dip_jax.__version__,
+        "jax": jax.__version__,
+        "flax": flax.__version__,
+        "optax": optax.__version__,
+        "numpy": np.__version__,
+        "orbax_checkpoint": importlib.metadata.version("orbax-checkpoint"),
+        "python": sys.version.split()[0],
+        "backend": jax.default_backend(),
+        "devices": [str(d) for d in jax.devices()],
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "git_revision": _git_revision(),
+    }
+
+
+def write_run_files(out_dir: str, config) -> None:
+    """config.json (the resolved config) and environment.json beside the results."""
+    with open(os.path.join(out_dir, "config.json"), "w") as f:
+        f.write(config.to_json_best_effort(indent=2))
+    write_json(os.path.join(out_dir, "environment.json"), environment())

@@ -140,28 +140,33 @@ class SequentialNet(nn.Module):
         return x
 
 
-def _classifier_layers(num_classes: int = 1000) -> tuple:
+def _classifier_layers(fc_width: int = 4096, num_classes: int = 1000) -> tuple:
     return (
         Layer("flatten", "torch_view"),
-        Layer("fc", "fc6", 4096), Layer("relu", "relu6"), Layer("dropout", "drop6"),
-        Layer("fc", "fc7", 4096), Layer("relu", "relu7"), Layer("dropout", "drop7"),
+        Layer("fc", "fc6", fc_width), Layer("relu", "relu6"), Layer("dropout", "drop6"),
+        Layer("fc", "fc7", fc_width), Layer("relu", "relu7"), Layer("dropout", "drop7"),
         Layer("fc", "fc8", num_classes),
     )
 
 
-def alexnet_layers(groups: tuple = (1, 2, 1, 2, 2)) -> tuple:
-    """Caffe AlexNet's layers; `groups` of conv1..conv5 (BVLC's are 1, 2, 1, 2, 2)."""
-    g1, g2, g3, g4, g5 = groups
+ALEXNET_WIDTHS = (96, 256, 384, 384, 256)
+ALEXNET_GROUPS = (1, 2, 1, 2, 2)
+
+
+def alexnet_layers(groups: tuple = ALEXNET_GROUPS, widths: tuple = ALEXNET_WIDTHS, fc_width: int = 4096,
+                   num_classes: int = 1000) -> tuple:
+    """Caffe AlexNet's layers; `groups` and `widths` of conv1..conv5 (other widths make small test nets)."""
+    (g1, g2, g3, g4, g5), (c1, c2, c3, c4, c5) = groups, widths
     return (
-        Layer("conv", "conv1", 96, 11, 4, 0, g1), Layer("relu", "relu1"), Layer("lrn", "norm1"),
+        Layer("conv", "conv1", c1, 11, 4, 0, g1), Layer("relu", "relu1"), Layer("lrn", "norm1"),
         Layer("maxpool", "pool1", kernel=3, stride=2),
-        Layer("conv", "conv2", 256, 5, 1, 2, g2), Layer("relu", "relu2"), Layer("lrn", "norm2"),
+        Layer("conv", "conv2", c2, 5, 1, 2, g2), Layer("relu", "relu2"), Layer("lrn", "norm2"),
         Layer("maxpool", "pool2", kernel=3, stride=2),
-        Layer("conv", "conv3", 384, 3, 1, 1, g3), Layer("relu", "relu3"),
-        Layer("conv", "conv4", 384, 3, 1, 1, g4), Layer("relu", "relu4"),
-        Layer("conv", "conv5", 256, 3, 1, 1, g5), Layer("relu", "relu5"),
+        Layer("conv", "conv3", c3, 3, 1, 1, g3), Layer("relu", "relu3"),
+        Layer("conv", "conv4", c4, 3, 1, 1, g4), Layer("relu", "relu4"),
+        Layer("conv", "conv5", c5, 3, 1, 1, g5), Layer("relu", "relu5"),
         Layer("maxpool", "pool5", kernel=3, stride=2),
-        *_classifier_layers(),
+        *_classifier_layers(fc_width, num_classes),
         Layer("softmax", "softmax"),
     )
 
@@ -170,16 +175,16 @@ VGG_STAGES = {16: (2, 2, 3, 3, 3), 19: (2, 2, 4, 4, 4)}
 VGG_WIDTHS = (64, 128, 256, 512, 512)
 
 
-def vgg_layers(depth: int) -> tuple:
+def vgg_layers(depth: int, widths: tuple = VGG_WIDTHS, fc_width: int = 4096, num_classes: int = 1000) -> tuple:
     """VGG-16 or VGG-19's layers with the original's names (conv{stage}_{i}, relu..., pool{stage})."""
     if depth not in VGG_STAGES:
         raise ValueError(f"VGG depth must be 16 or 19, got {depth}")
     layers = []
-    for stage, (repeats, width) in enumerate(zip(VGG_STAGES[depth], VGG_WIDTHS, strict=True), start=1):
+    for stage, (repeats, width) in enumerate(zip(VGG_STAGES[depth], widths, strict=True), start=1):
         for i in range(1, repeats + 1):
             layers += [Layer("conv", f"conv{stage}_{i}", width, 3, 1, 1), Layer("relu", f"relu{stage}_{i}")]
         layers.append(Layer("maxpool", f"pool{stage}", kernel=2, stride=2))
-    return (*layers, *_classifier_layers())
+    return (*layers, *_classifier_layers(fc_width, num_classes))
 
 
 def _natural_key(name: str):

@@ -16,7 +16,7 @@ import functools
 from typing import Optional
 
 from dip_jax.classifiers import imagenet, pth
-from dip_jax.classifiers.base import CAFFE, TORCHVISION, Classifier, Preprocessing, top_k
+from dip_jax.classifiers.base import CAFFE, TORCHVISION, Classifier, Preprocessing, probabilities, top_k
 from dip_jax.classifiers.efficientnet import EfficientNetLite, efficientnet_lite0
 from dip_jax.classifiers.imagenet import center_crop_resize, class_index, class_name, class_names
 from dip_jax.classifiers.sequential import SequentialNet, alexnet_caffe, vgg_caffe, vgg_torchvision
@@ -60,6 +60,7 @@ __all__ = [
     "get",
     "imagenet",
     "names",
+    "probabilities",
     "pth",
     "top_k",
     "vgg_caffe",

@@ -86,9 +86,15 @@ class Classifier:
         return jax.nn.softmax(self.logits(images), axis=-1)
 
 
+@jax.jit
+def probabilities(classifier: Classifier, images: jax.Array) -> jax.Array:
+    """`classifier.probabilities(images)`, compiled with the weights as arguments, not constants."""
+    return classifier.probabilities(images)
+
+
 def top_k(classifier: Classifier, image: jax.Array, k: int = 5) -> list[tuple[int, float]]:
     """The k most probable ImageNet classes of one HWC image: [(index, probability), ...]."""
-    p = np.asarray(jax.jit(classifier.probabilities)(image))
+    p = np.asarray(probabilities(classifier, image))
     order = np.argsort(-p)[:k]
     return [(int(i), float(p[i])) for i in order]
 

@@ -16,8 +16,8 @@ pickled state. It never imports or calls anything the file names, so reading an 
 file runs none of its code. `state_dict` flattens a pickled model into the `name.weight`
 naming of `Module.state_dict()`.
 
-`save` writes a state dict in either layout (what the tests use to make files that torch
-would have written; `benchmarks/check_classifier.py` checks that torch reads them).
+`save` writes either layout (the tests make with it the files torch would have written;
+`benchmarks/check_classifier.py` checks that torch reads them).
 """
 
 from __future__ import annotations
@@ -266,7 +266,8 @@ def _load_legacy(path: str):
                 return pid[1]
             if kind != "storage":
                 raise PthError(f"unsupported persistent reference {kind!r}")
-            storage_type, key, _location, numel, view = pid[1:6]
+            storage_type, key, _location, numel = pid[1:5]
+            view = pid[5] if len(pid) > 5 else None
             if key not in storages:
                 storages[key] = _Storage(_storage_dtype(storage_type), numel)
             if view is not None:
@@ -348,34 +349,6 @@ class _StorageRef:
         self.key, self.array = key, array
 
 
-class _TensorRef:
-    def __init__(self, storage: _StorageRef):
-        self.storage = storage
-
-    def __reduce__(self):
-        a = self.storage.array
-        stride = tuple(int(np.prod(a.shape[i + 1 :])) for i in range(a.ndim))
-        args = (self.storage, 0, tuple(a.shape), stride, False, collections.OrderedDict())
-        return _Global("torch._utils", "_rebuild_tensor_v2"), args
-
-
-class _Pickler(pickle._Pickler):
-    """The pure-Python pickler, which lets `_Global` be written as a name and storages as references."""
-
-    dispatch = dict(pickle._Pickler.dispatch)
-
-    def save_global_ref(self, obj):
-        self.write(pickle.GLOBAL + f"{obj.module}\n{obj.name}\n".encode())
-        self.memoize(obj)
-
-    dispatch[_Global] = save_global_ref
-
-    def persistent_id(self, obj):
-        if isinstance(obj, _StorageRef):
-            return ("storage", _Global("torch", _storage_type_name(obj.array)), obj.key, "cpu", obj.array.size)
-        return None
-
-
 def _storage_type_name(array: np.ndarray) -> str:
     name = _DTYPE_STORAGES.get(array.dtype.name)
     if name is None:
@@ -383,32 +356,66 @@ def _storage_type_name(array: np.ndarray) -> str:
     return name
 
 
-def _pickle(obj) -> bytes:
-    buffer = io.BytesIO()
-    _Pickler(buffer, protocol=PICKLE_PROTOCOL).dump(obj)
-    return buffer.getvalue()
+class _Pickler(pickle._Pickler):
+    """The pure-Python pickler, writing numpy arrays as torch tensors and `_Global`s as names.
 
+    Each array becomes a `torch._utils._rebuild_tensor_v2` call on a storage of its own (a
+    contiguous little-endian copy, collected in `storages`); the same array object twice is one
+    tensor. Storage references are ('storage', type, key, location, numel) in the zip layout,
+    with a sixth entry (a view's (key, offset, numel), here None) in the legacy one.
+    """
 
-def save(path: str, tensors: Mapping[str, np.ndarray], *, legacy: bool = False) -> None:
-    """Write `tensors` (name -> array) as `torch.save(state_dict, path)` would: a zip archive, or the
-    pre-1.6 legacy stream with `legacy=True`. Each array gets its own contiguous little-endian storage."""
-    storages = []
-    tensor_refs = collections.OrderedDict()
-    for i, (name, value) in enumerate(tensors.items()):
-        array = np.array(value, order="C")  # (ascontiguousarray would make a 0-d array 1-d)
+    dispatch = dict(pickle._Pickler.dispatch)
+
+    def __init__(self, file, legacy: bool = False):
+        super().__init__(file, protocol=PICKLE_PROTOCOL)
+        self.legacy = legacy
+        self.storages: list[_StorageRef] = []
+
+    def save_global_ref(self, obj):
+        self.write(pickle.GLOBAL + f"{obj.module}\n{obj.name}\n".encode())
+        self.memoize(obj)
+
+    dispatch[_Global] = save_global_ref
+
+    def reducer_override(self, obj):
+        if not isinstance(obj, np.ndarray):
+            return NotImplemented
+        array = np.array(obj, order="C")  # (ascontiguousarray would make a 0-d array 1-d)
         array = array.astype(array.dtype.newbyteorder("<")) if array.dtype.byteorder == ">" else array
         _storage_type_name(array)  # fail early on dtypes torch has no storage for
-        storages.append(_StorageRef(str(i), array))
-        tensor_refs[name] = _TensorRef(storages[-1])
-    data_pkl = _pickle(tensor_refs)
+        self.storages.append(_StorageRef(str(len(self.storages)), array))
+        stride = tuple(int(np.prod(array.shape[i + 1 :])) for i in range(array.ndim))
+        args = (self.storages[-1], 0, tuple(array.shape), stride, False, collections.OrderedDict())
+        return _Global("torch._utils", "_rebuild_tensor_v2"), args
+
+    def persistent_id(self, obj):
+        if isinstance(obj, _StorageRef):
+            pid = ("storage", _Global("torch", _storage_type_name(obj.array)), obj.key, "cpu", obj.array.size)
+            return (*pid, None) if self.legacy else pid
+        return None
+
+
+def _pickle(obj, legacy: bool = False) -> tuple[bytes, list]:
+    buffer = io.BytesIO()
+    pickler = _Pickler(buffer, legacy)
+    pickler.dump(obj)
+    return buffer.getvalue(), pickler.storages
+
+
+def save(path: str, obj: Any, *, legacy: bool = False) -> None:
+    """Write `obj` as `torch.save(obj, path)` would, numpy arrays as tensors: a zip archive, or the
+    pre-1.6 legacy stream with `legacy=True`. `obj` is a state dict (name -> array) or any
+    picklable object holding arrays (the tests write stand-ins of pickled nn.Modules)."""
+    data_pkl, storages = _pickle(obj, legacy)
     if legacy:
         sys_info = {"protocol_version": LEGACY_PROTOCOL, "little_endian": True,
                     "type_sizes": {"short": 2, "int": 4, "long": 4}}
         with open(path, "wb") as f:
             for header in (LEGACY_MAGIC, LEGACY_PROTOCOL, sys_info):
-                f.write(_pickle(header))
+                f.write(_pickle(header)[0])
             f.write(data_pkl)
-            f.write(_pickle([s.key for s in storages]))
+            f.write(_pickle([s.key for s in storages])[0])
             for s in storages:
                 f.write(struct.pack("<q", s.array.size))
                 f.write(s.array.tobytes())

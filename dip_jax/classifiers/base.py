@@ -13,7 +13,7 @@ activations: (N, H, W, C) for convolutional layers, (N, C) after the flattening.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Optional
+from typing import Any
 
 import flax.linen as nn
 import flax.struct
@@ -133,12 +133,3 @@ def dense_kernel(weight: np.ndarray) -> np.ndarray:
     if np.ndim(weight) != 2:
         raise ValueError(f"expected a 2-D linear weight, got shape {np.shape(weight)}")
     return np.transpose(weight)
-
-
-def layers_until(layer_names: tuple, layer: Optional[str]) -> tuple:
-    """The layer names up to and including `layer` (all of them for None)."""
-    if layer is None:
-        return tuple(layer_names)
-    if layer not in layer_names:
-        raise ValueError(f"unknown layer {layer!r}; the layers are {', '.join(layer_names)}")
-    return tuple(layer_names[: layer_names.index(layer) + 1])

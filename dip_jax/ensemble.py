@@ -256,6 +256,7 @@ def fit_runs(
     state: Optional[fit_lib.FitState] = None,
     checkpoint_every: int = 0,
     checkpoint_fn: Optional[Callable] = None,
+    interrupted: Optional[Callable[[], bool]] = None,
 ) -> RunsResult:
     """Fit K runs of one shape: zs (K, 1, H, W, C), observations (K, ...), keys (K,).
 
@@ -263,13 +264,18 @@ def fit_runs(
     With `checkpoint_every` and `checkpoint_fn`, `checkpoint_fn(state, history)` is called as
     `fit.run_loop` says, with the state stacked over the runs and the history of this call's
     steps as (K, T) arrays; save it inside the call (the state is donated to the next step).
+    `interrupted()`, checked after every compiled call, ends the fit early when true (a signal
+    handler's flag): the result is the state reached, its history as long as the steps taken.
     """
     runs = prepare_runs(net, zs, observations, operator, config, keys, cleans=cleans, crop=crop, method=method,
                         devices=devices, state=state)
     # with stop_at_detection, steps after a run's stop leave it as it was; the loop ends when all have stopped
-    stopped = None
+    rule_stopped = None
     if config.stop_at_detection and config.early_stopping != "none":
-        stopped = lambda s: bool(jnp.all(runs.stacked(s).stopping.stopped))  # noqa: E731
+        rule_stopped = lambda s: bool(jnp.all(runs.stacked(s).stopping.stopped))  # noqa: E731
+    stopped = rule_stopped
+    if interrupted is not None:
+        stopped = lambda s: interrupted() or (rule_stopped is not None and rule_stopped(s))  # noqa: E731
     on_checkpoint = None
     if checkpoint_fn is not None:
         on_checkpoint = lambda s, h: checkpoint_fn(runs.stacked(s), runs.history(h) if h else {})  # noqa: E731
@@ -337,6 +343,7 @@ def fit_seeds(
     devices: Optional[Sequence] = None,
     seeds_per_chunk: Optional[int] = None,
     callback: Optional[Callable] = None,
+    interrupted: Optional[Callable[[], bool]] = None,
     **resume_options,
 ) -> SeedsResult:
     """`restore(observation, ..., key)` for every key in `keys` (shape (K,)), fitted together.
@@ -348,7 +355,7 @@ def fit_seeds(
     return fit_images(
         [observation], operator, net, config, keys, input_config=input_config, input_image=input_image,
         cleans=None if clean is None else [clean], method=method, devices=devices,
-        seeds_per_chunk=seeds_per_chunk, callback=callback, **resume_options,
+        seeds_per_chunk=seeds_per_chunk, callback=callback, interrupted=interrupted, **resume_options,
     )[0]
 
 
@@ -366,14 +373,17 @@ def fit_images(
     devices: Optional[Sequence] = None,
     seeds_per_chunk: Optional[int] = None,
     callback: Optional[Callable] = None,
+    interrupted: Optional[Callable[[], bool]] = None,
     **resume_options,
-) -> list[SeedsResult]:
+) -> list[Optional[SeedsResult]]:
     """Restore each image with every key in `keys`; one `SeedsResult` per image, in order.
 
     Images are grouped by shape and each group is fitted as images x seeds runs, so a group
     compiles once. Seed i of every image uses `keys[i]`, so an image's result does not depend
     on which other images were in the call. `resume_options` (`state`, `checkpoint_every`,
     `checkpoint_fn`; see `fit_runs`) need the whole call to be one fit: one image, one chunk.
+    Once `interrupted()` is true the fit in progress ends (see `fit_runs`) and no other starts:
+    the images of groups not started are None.
     """
     observations = [jnp.asarray(o, jnp.float32) for o in observations]
     if cleans is not None and len(cleans) != len(observations):
@@ -396,10 +406,14 @@ def fit_images(
 
     results: list[Optional[SeedsResult]] = [None] * len(observations)
     for shape, members in groups.items():
+        if interrupted is not None and interrupted():
+            break
         out_h, out_w, _ = operator.output_shape(shape)
         zs, fit_keys, crop = codes(keys, net, out_h, out_w, input_config, input_image)
         per_image: dict[int, list[RunsResult]] = {i: [] for i in members}
         for start in range(0, k, chunk):
+            if start and interrupted is not None and interrupted():
+                break
             sl = slice(start, min(start + chunk, k))
             kk = sl.stop - sl.start
             # runs ordered image-major: run (j, s) = image members[j], seed start + s
@@ -410,7 +424,8 @@ def fit_images(
             if cleans is not None:
                 run_clean = jnp.stack([jnp.asarray(cleans[i], jnp.float32) for i in members for _ in range(kk)])
             runs = fit_runs(net, run_z, run_obs, operator, config, run_keys, cleans=run_clean, crop=crop,
-                            method=method, devices=devices, callback=callback, **resume_options)
+                            method=method, devices=devices, callback=callback, interrupted=interrupted,
+                            **resume_options)
             for j, i in enumerate(members):
                 part = jax.tree_util.tree_map(lambda x, j=j, kk=kk: x[j * kk : (j + 1) * kk], runs)
                 per_image[i].append(part)

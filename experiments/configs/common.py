@@ -19,6 +19,8 @@ def base_config() -> ml_collections.ConfigDict:
     # How several seeds (and images) are run: 'auto' (per backend), 'vmap' or 'sequential'
     # (dip_jax.ensemble).
     c.method = "auto"
+    # Refuse, before the first step, a fit that XLA's memory estimate says will not fit the device.
+    c.check_memory = True
     # A folder: restore every image in it (grouped by shape, one compilation per group).
     c.images = ""
 

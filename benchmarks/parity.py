@@ -40,24 +40,18 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import dataclasses
-import functools
 import io
 import json
 import os
 import sys
-import types
-from typing import Callable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
 import dip_jax  # noqa: F401  (the library's XLA defaults, before JAX starts)
-from benchmarks import reference
-from dip_jax import fit, models, operators
-from dip_jax.io import center_crop, load_image
+from benchmarks.parity_lib import (DOWNSAMPLERS, NET_CASES, compare_downsampler, compare_fit, compare_net,
+                                   compare_tv, original_models, state_dict_shapes)
 
 _REFERENCE_DIR = flags.DEFINE_string("reference_dir", None, "A checkout of DmitryUlyanov/deep-image-prior.",
                                      required=True)
@@ -70,460 +64,24 @@ _WRITE_SHAPES = flags.DEFINE_string("write_shapes", None, "Only write the state_
                                     "to this JSON file (the fixture of tests/test_reference.py), then exit.")
 
 
-def nchw(x: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(np.asarray(x).transpose(0, 3, 1, 2))
-
-
-def nhwc(x: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(np.asarray(x).transpose(0, 2, 3, 1))
-
-
-def errors(ours, theirs) -> tuple[float, float]:
-    """(relative, absolute): max|ours - theirs| / max|theirs|, and max|ours - theirs|."""
-    ours, theirs = np.asarray(ours, np.float64), np.asarray(theirs, np.float64)
-    diff = float(np.max(np.abs(ours - theirs)))
-    scale = float(np.max(np.abs(theirs)))
-    return (diff / scale if scale > 0 else float(diff > 0) * np.inf), diff
-
-
-# ---------------------------------------------------------------------------------------------
-# The original's code, as it is in the checkout
-
-
-def original_models(reference_dir: str):
-    """The original's `models` package, with its texture_nets made to run (see the module doc)."""
-    import torch
-
-    package = reference.import_reference(reference_dir, "models")
-    texture_nets = reference.import_reference(reference_dir, "models.texture_nets")
-
-    class IntPaddingNN(types.SimpleNamespace):
-        """torch.nn, except that Conv2d and ReflectionPad2d accept the float paddings texture_nets passes."""
-
-        def __getattr__(self, name):
-            return getattr(torch.nn, name)
-
-        @staticmethod
-        def Conv2d(*args, padding=0, **kwargs):  # noqa: N802 (torch's name)
-            return torch.nn.Conv2d(*args, padding=int(padding), **kwargs)
-
-        @staticmethod
-        def ReflectionPad2d(padding):  # noqa: N802
-            return torch.nn.ReflectionPad2d(int(padding))
-
-    texture_nets.nn = IntPaddingNN()
-    return package
-
-
-def original_tv_loss(reference_dir: str) -> Callable:
-    # utils/common_utils imports torchvision for its plotting helpers; tv_loss needs none of it.
-    sys.modules.setdefault("torchvision", types.ModuleType("torchvision"))
-    return reference.import_reference(reference_dir, "utils.sr_utils").tv_loss
-
-
-# ---------------------------------------------------------------------------------------------
-# 1. Networks
-
-
-@dataclasses.dataclass(frozen=True)
-class NetCase:
-    name: str
-    use: str  # where the original uses this net
-    original: Callable  # original `models` package -> torch module
-    ours: Callable[[], object]  # () -> dip-jax Linen module
-
-
-def _library_skip(depth: int) -> Callable:
-    widths = [16, 32, 64, 128, 128, 128][:depth]
-    return lambda m: m.skip(1, 3, num_channels_down=widths, num_channels_up=widths, num_channels_skip=[0] * depth,
-                            filter_size_up=3, filter_size_down=5, filter_skip_size=1, upsample_mode="nearest",
-                            need1x1_up=False, need_sigmoid=True, need_bias=True, pad="reflection",
-                            act_fun="LeakyReLU")
-
-
-def _torch_nn():
-    import torch
-
-    return torch.nn
-
-
-_WIDTHS = [16, 32, 64, 128, 128]
-_SIX = [16, 32, 64, 128, 128, 128]
-
-NET_CASES = (
-    NetCase("standard", "denoising F16, SR, get_net skip",
-            lambda m: m.get_net(32, "skip", "reflection", "bilinear", skip_n33d=128, skip_n33u=128, skip_n11=4,
-                                num_scales=5),
-            lambda: models.get("standard")),
-    NetCase("standard, 1 output", "restoration barbara",
-            lambda m: m.get_net(32, "skip", "reflection", "bilinear", n_channels=1),
-            lambda: models.get("standard", n_channels=1)),
-    NetCase("snail", "JPEG artefacts (denoising notebook)",
-            lambda m: m.skip(3, 3, num_channels_down=[8, 16, 32, 64, 128], num_channels_up=[8, 16, 32, 64, 128],
-                             num_channels_skip=[0, 0, 0, 4, 4], upsample_mode="bilinear", need_sigmoid=True,
-                             need_bias=True, pad="reflection", act_fun="LeakyReLU"),
-            lambda: models.get("snail")),
-    NetCase("text_inpainting", "inpainting kate (skip 128)",
-            lambda m: m.skip(32, 3, num_channels_down=[128] * 5, num_channels_up=[128] * 5,
-                             num_channels_skip=[128] * 5, filter_size_up=3, filter_size_down=3,
-                             upsample_mode="nearest", filter_skip_size=1, need_sigmoid=True, need_bias=True,
-                             pad="reflection", act_fun="LeakyReLU"),
-            lambda: models.get("text_inpainting")),
-    NetCase("vase (hourglass)", "inpainting vase, meshgrid code",
-            lambda m: m.skip(2, 3, num_channels_down=[128] * 5, num_channels_up=[128] * 5, num_channels_skip=[0] * 5,
-                             upsample_mode="nearest", filter_skip_size=1, filter_size_up=3, filter_size_down=3,
-                             need_sigmoid=True, need_bias=True, pad="reflection", act_fun="LeakyReLU"),
-            lambda: models.get("vase")),
-    *(NetCase(f"skip_depth{d}", "inpainting library (Fig. 8)", _library_skip(d),
-              functools.partial(models.get, f"skip_depth{d}")) for d in (6, 4, 2)),
-    NetCase("restoration_kate", "restoration 2% (avg-pool down)",
-            lambda m: m.skip(32, 3, num_channels_down=_WIDTHS, num_channels_up=_WIDTHS, num_channels_skip=[0] * 5,
-                             filter_size_down=3, filter_size_up=3, filter_skip_size=1, upsample_mode="bilinear",
-                             downsample_mode="avg", need_sigmoid=True, need_bias=True, pad="reflection"),
-            lambda: models.get("restoration_kate")),
-    NetCase("flash", "flash/no-flash (per-level upsampling)",
-            lambda m: m.skip(3, 3, num_channels_down=[128] * 5, num_channels_up=[128] * 5, num_channels_skip=[4] * 5,
-                             upsample_mode=["nearest", "nearest", "bilinear", "bilinear", "bilinear"],
-                             need_sigmoid=True, need_bias=True, pad="reflection"),
-            lambda: models.skip(num_input_channels=3, num_channels_down=[128] * 5, num_channels_up=[128] * 5,
-                                num_channels_skip=[4] * 5,
-                                upsample_mode=["nearest", "nearest", "bilinear", "bilinear", "bilinear"],
-                                pad="reflection")),
-    NetCase("feature_inversion", "feature inversion (k 7..3, avg, zero pad)",
-            lambda m: m.skip(32, 3, num_channels_down=_SIX, num_channels_up=_SIX, num_channels_skip=[4] * 6,
-                             filter_size_down=[7, 7, 5, 5, 3, 3], filter_size_up=[7, 7, 5, 5, 3, 3],
-                             upsample_mode="nearest", downsample_mode="avg", need_sigmoid=True, pad="zero",
-                             act_fun="LeakyReLU"),
-            lambda: models.skip(num_input_channels=32, num_channels_down=_SIX, num_channels_up=_SIX,
-                                num_channels_skip=[4] * 6, filter_size_down=[7, 7, 5, 5, 3, 3],
-                                filter_size_up=[7, 7, 5, 5, 3, 3], upsample_mode="nearest", downsample_mode="avg",
-                                pad="zero")),
-    NetCase("activation_max", "activation maximisation (per-level k)",
-            lambda m: m.skip(32, 3, num_channels_down=_SIX, num_channels_up=_SIX, num_channels_skip=[0, 4, 4, 4, 4, 4],
-                             filter_size_down=[5, 3, 5, 5, 3, 5], filter_size_up=[5, 3, 5, 3, 5, 3],
-                             upsample_mode="bilinear", downsample_mode="avg", need_sigmoid=True, pad="reflection",
-                             act_fun="LeakyReLU"),
-            lambda: models.skip(num_input_channels=32, num_channels_down=_SIX, num_channels_up=_SIX,
-                                num_channels_skip=[0, 4, 4, 4, 4, 4], filter_size_down=[5, 3, 5, 5, 3, 5],
-                                filter_size_up=[5, 3, 5, 3, 5, 3], upsample_mode="bilinear", downsample_mode="avg",
-                                pad="reflection")),
-    NetCase("lanczos2 down", "get_net skip, downsample_mode='lanczos2'",
-            lambda m: m.get_net(32, "skip", "reflection", "bilinear", downsample_mode="lanczos2"),
-            lambda: models.get_net(32, "skip", "reflection", "bilinear", downsample_mode="lanczos2")),
-    NetCase("lanczos3, Swish, zero pad", "skip options no notebook combines",
-            lambda m: m.skip(8, 3, num_channels_down=[16, 32, 64], num_channels_up=[16, 32, 64],
-                             num_channels_skip=[4, 4, 4], upsample_mode="bilinear", downsample_mode="lanczos3",
-                             pad="zero", act_fun="Swish"),
-            lambda: models.skip(num_input_channels=8, num_channels_down=[16, 32, 64], num_channels_up=[16, 32, 64],
-                                num_channels_skip=[4, 4, 4], upsample_mode="bilinear", downsample_mode="lanczos3",
-                                pad="zero", act_fun="Swish")),
-    NetCase("max pool, ELU, k_s 3, no 1x1", "skip options no notebook combines",
-            lambda m: m.skip(8, 3, num_channels_down=[16, 32, 64], num_channels_up=[8, 16, 32],
-                             num_channels_skip=[4, 0, 4], filter_skip_size=3, upsample_mode="nearest",
-                             downsample_mode="max", pad="reflection", act_fun="ELU", need1x1_up=False),
-            lambda: models.skip(num_input_channels=8, num_channels_down=[16, 32, 64], num_channels_up=[8, 16, 32],
-                                num_channels_skip=[4, 0, 4], filter_skip_size=3, upsample_mode="nearest",
-                                downsample_mode="max", pad="reflection", act_fun="ELU", need1x1_up=False)),
-    NetCase("UNet (get_net)", "get_net UNet: BatchNorm, bilinear",
-            lambda m: m.get_net(32, "UNet", "reflection", "bilinear"),
-            lambda: models.get_net(32, "UNet", "reflection", "bilinear")),
-    NetCase("UNet (defaults)", "UNet(): deconv, InstanceNorm",
-            lambda m: m.UNet(), lambda: models.get("UNet")),
-    NetCase("library_unet", "inpainting library UNET (deconv, more_layers 1)",
-            lambda m: m.UNet(num_input_channels=1, num_output_channels=3, feature_scale=8, more_layers=1,
-                             concat_x=False, upsample_mode="deconv", pad="zero", norm_layer=_torch_nn().InstanceNorm2d,
-                             need_sigmoid=True, need_bias=True),
-            lambda: models.get("library_unet")),
-    NetCase("library_resnet", "inpainting library ResNet",
-            lambda m: m.ResNet(1, 3, 8, 32, need_sigmoid=True, act_fun="LeakyReLU"),
-            lambda: models.get("library_resnet")),
-    NetCase("texture_nets", "get_net texture_nets",
-            lambda m: m.get_net(32, "texture_nets", "reflection", "nearest"),
-            lambda: models.get_net(32, "texture_nets", "reflection")),
-)
-
-
-def check_size(net, size: int) -> int:
-    """The smallest side >= `size` that the net accepts and gives back unchanged."""
-    side = max(size, models.min_input_size(net))
-    multiple = models.size_multiple(net)
-    return -(-side // multiple) * multiple
-
-
-def draw_norm_affines(net, generator) -> None:
-    """gamma ~ U(0, 1) (PyTorch 0.4's init) and beta ~ U(-0.1, 0.1) for every norm with affine parameters."""
-    import torch
-
-    with torch.no_grad():
-        for module in net.modules():
-            if isinstance(module, (torch.nn.BatchNorm2d, torch.nn.InstanceNorm2d)) and module.affine:
-                module.weight.uniform_(0.0, 1.0, generator=generator)
-                module.bias.uniform_(-0.1, 0.1, generator=generator)
-
-
-def state_dict_shapes(original_package) -> dict:
-    """{case name: [[state_dict name, shape], ...]} of the original's nets, BatchNorm buffers left out."""
-    shapes = {}
-    for case in NET_CASES:
-        with contextlib.redirect_stdout(io.StringIO()):
-            net = case.original(original_package)
-        shapes[case.name] = [[k, list(v.shape)] for k, v in net.state_dict().items()
-                             if not k.endswith(reference.BATCHNORM_BUFFERS)]
-    return shapes
-
-
-def compare_net(case: NetCase, original_package, size: int, dtype=np.float32, seed: int = 0) -> dict:
-    """Output, loss and gradients of `case` in both implementations, from the same weights and code."""
-    import torch
-
-    torch.manual_seed(seed)
-    theirs = case.original(original_package)
-    draw_norm_affines(theirs, torch.Generator().manual_seed(seed))
-    theirs = theirs.to(torch.float64 if dtype == np.float64 else torch.float32)
-    ours = case.ours()
-    size = check_size(ours, size)
-    rng = np.random.default_rng(seed)
-    z = rng.uniform(0.0, 0.1, (1, size, size, ours.num_input_channels)).astype(dtype)
-
-    out_t = theirs(torch.from_numpy(nchw(z)))
-    target = rng.uniform(0.0, 1.0, nhwc(out_t.detach().numpy()).shape).astype(dtype)
-    loss_t = torch.nn.functional.mse_loss(out_t, torch.from_numpy(nchw(target)))
-    loss_t.backward()
-    grads_t = reference.to_flax(ours, {name: p.grad.numpy() for name, p in theirs.named_parameters()})
-    params = reference.to_flax(ours, {k: v.numpy() for k, v in theirs.state_dict().items()})
-
-    def loss_fn(p):
-        out = ours.apply({"params": p}, jnp.asarray(z))
-        return jnp.mean(jnp.square(out - target)), out
-
-    (loss_j, out_j), grads_j = fit.compile_once(jax.value_and_grad(loss_fn, has_aux=True), params)(params)
-    if out_j.dtype != dtype:
-        raise RuntimeError(f"dip-jax computed in {out_j.dtype}, not {np.dtype(dtype).name}")
-
-    cancelled = reference.cancelled_biases(ours)
-    theirs_by_path = {tuple(k.key for k in path): g for path, g in jax.tree_util.tree_flatten_with_path(grads_t)[0]}
-    worst, compared, cancelled_size = (0.0, 0.0, ""), [], 0.0
-    for path, g in jax.tree_util.tree_flatten_with_path(grads_j)[0]:
-        keys = tuple(k.key for k in path)
-        g, g_t = np.asarray(g), theirs_by_path[keys]
-        if keys in cancelled:
-            cancelled_size = max(cancelled_size, float(np.max(np.abs(g))), float(np.max(np.abs(g_t))))
-            continue
-        compared.append((g, g_t))
-        rel, diff = errors(g, g_t)
-        if rel >= worst[0]:
-            worst = (rel, diff, "/".join(keys))
-    all_rel, all_abs = errors(np.concatenate([g.ravel() for g, _ in compared]),
-                              np.concatenate([g_t.ravel() for _, g_t in compared]))
-    out_rel, out_abs = errors(nchw(np.asarray(out_j)), out_t.detach().numpy())
-    n_theirs = sum(p.numel() for name, p in theirs.named_parameters() if not reference.is_ignored(name))
-    return {
-        "name": case.name, "use": case.use, "dtype": np.dtype(dtype).name, "size": size,
-        "params": int(sum(x.size for x in jax.tree_util.tree_leaves(params))), "params_original": int(n_theirs),
-        "tensors": len(theirs_by_path), "cancelled_biases": len(cancelled),
-        "output_rel": out_rel, "output_abs": out_abs, "loss_rel": errors(loss_j, loss_t.item())[0],
-        "grad_rel": all_rel, "grad_abs": all_abs,  # over all compared gradients together
-        "grad_tensor_rel": worst[0], "grad_tensor_abs": worst[1], "grad_worst_tensor": worst[2],
-        "grad_largest": float(max(np.max(np.abs(g_t)) for _, g_t in compared)),
-        "cancelled_bias_grad": cancelled_size,
-    }
-
-
-# ---------------------------------------------------------------------------------------------
-# 2. Operators
-
-# (kernel, factor, phase); box needs its width, which is the factor
-DOWNSAMPLERS = (("lanczos2", 2, 0.5), ("lanczos2", 4, 0.5), ("lanczos2", 8, 0.5), ("lanczos3", 4, 0.5),
-                ("gauss12", 4, 0.0), ("gauss1sq2", 2, 0.0), ("box", 4, 0.5))
-
-
-def _torch_dtype(dtype):
-    import torch
-
-    return torch.float64 if dtype == np.float64 else torch.float32
-
-
-def compare_downsampler(reference_dir: str, kernel: str, factor: int, phase: float, size: int, dtype=np.float32,
-                        seed: int = 0) -> dict:
-    """The original's `Downsampler(preserve_size=True)` against `operators.SuperResolution`, and their gradients."""
-    import torch
-
-    downsampler_cls = reference.import_reference(reference_dir, "models.downsampler").Downsampler
-    with contextlib.redirect_stdout(io.StringIO()):  # its gauss kernel prints its centre
-        theirs = downsampler_cls(n_planes=3, factor=factor, kernel_type=kernel, phase=phase, preserve_size=True,
-                                 kernel_width=factor if kernel == "box" else None).to(_torch_dtype(dtype))
-    rng = np.random.default_rng(seed)
-    x = rng.uniform(0.0, 1.0, (1, size, size, 3)).astype(dtype)
-    y = rng.uniform(0.0, 1.0, (1, size // factor, size // factor, 3)).astype(dtype)
-    x_t = torch.from_numpy(nchw(x)).requires_grad_()
-    out_t = theirs(x_t)
-    torch.nn.functional.mse_loss(out_t, torch.from_numpy(nchw(y))).backward()
-
-    op = operators.SuperResolution(factor, kernel, phase)
-    out_j = op.forward(jnp.asarray(x[0]))
-    grad_j = jax.grad(lambda v: op.data_term(v, jnp.asarray(y[0])))(jnp.asarray(x[0]))
-    out_rel, out_abs = errors(np.asarray(out_j)[None], nhwc(out_t.detach().numpy()))
-    grad_rel, grad_abs = errors(np.asarray(grad_j)[None], nhwc(x_t.grad.numpy()))
-    return {"name": f"Downsampler {kernel} x{factor}, phase {phase}", "dtype": np.dtype(dtype).name, "size": size,
-            "output_rel": out_rel, "output_abs": out_abs, "grad_rel": grad_rel, "grad_abs": grad_abs}
-
-
-def compare_tv(reference_dir: str, size: int, dtype=np.float32, seed: int = 0) -> dict:
-    """The original's `tv_loss` (beta 0.5) against `operators.total_variation`, and their gradients."""
-    import torch
-
-    tv_loss = original_tv_loss(reference_dir)
-    x = np.random.default_rng(seed).uniform(0.0, 1.0, (1, size, size, 3)).astype(dtype)
-    x_t = torch.from_numpy(nchw(x)).requires_grad_()
-    value_t = tv_loss(x_t)
-    value_t.backward()
-    value_j, grad_j = jax.value_and_grad(operators.total_variation)(jnp.asarray(x[0]))
-    value_rel, value_abs = errors(value_j, value_t.item())
-    grad_rel, grad_abs = errors(np.asarray(grad_j)[None], nhwc(x_t.grad.numpy()))
-    return {"name": "tv_loss (beta 0.5)", "dtype": np.dtype(dtype).name, "size": size, "output_rel": value_rel,
-            "output_abs": value_abs, "grad_rel": grad_rel, "grad_abs": grad_abs}
-
-
-# ---------------------------------------------------------------------------------------------
-# 3. The fit
-
-PSNRS = ("psnr_obs", "psnr_clean", "psnr_ema_clean")
-
-
-def psnr64(reference_image: np.ndarray, image: np.ndarray) -> float:
-    """The notebook's compare_psnr: peak 1, a float64 mean over all values."""
-    mse = np.mean(np.square(np.asarray(reference_image, np.float64) - np.asarray(image, np.float64)))
-    return float(-10.0 * np.log10(mse))
-
-
-def original_fit(net, codes: list, noisy: np.ndarray, clean: np.ndarray, config: fit.FitConfig) -> dict:
-    """The denoising notebook's closure in its `optimize` loop, given `codes[t]` as step t's perturbed input."""
-    import torch
-
-    mse = torch.nn.MSELoss()
-    optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
-    noisy_t = torch.from_numpy(nchw(noisy[None]))
-    noisy_chw, clean_chw = noisy.transpose(2, 0, 1), clean.transpose(2, 0, 1)
-    show_every, exp_weight = config.backtrack_skip_every, config.ema_decay
-    i, out_avg, psnr_noisy_last, last_net = 0, None, 0.0, None
-    history = {k: [] for k in PSNRS + ("backtracked",)}
-    for code in codes:
-        optimizer.zero_grad()
-        out = net(torch.from_numpy(nchw(code)))
-        out_avg = out.detach() if out_avg is None else out_avg * exp_weight + out.detach() * (1 - exp_weight)
-        total_loss = mse(out, noisy_t)
-        total_loss.backward()
-        out_np = out.detach().numpy()[0]
-        psnr_noisy = psnr64(noisy_chw, out_np)
-        history["psnr_obs"].append(psnr_noisy)
-        history["psnr_clean"].append(psnr64(clean_chw, out_np))
-        history["psnr_ema_clean"].append(psnr64(clean_chw, out_avg.numpy()[0]))
-        backtracked = False
-        if i % show_every:
-            if psnr_noisy - psnr_noisy_last < -config.backtrack_drop_db:
-                with torch.no_grad():
-                    for new_param, net_param in zip(last_net, net.parameters()):
-                        net_param.copy_(new_param)
-                backtracked = True  # the closure returns before `i += 1`; the step still runs
-            else:
-                last_net = [p.detach().clone() for p in net.parameters()]
-                psnr_noisy_last = psnr_noisy
-        if not backtracked:
-            i += 1
-        history["backtracked"].append(backtracked)
-        optimizer.step()
-    history["ema"] = nhwc(out_avg.numpy())[0]
-    return history
-
-
-def dip_jax_fit(net, params, codes: list, noisy: np.ndarray, clean: np.ndarray, config: fit.FitConfig) -> dict:
-    """`fit.train_step` from `params`, given `codes[t]` as step t's perturbed code.
-
-    The step runs with reg_noise_std 0 so that it takes the given code as it is; with
-    sigma_p > 0 it draws exactly `fit.perturbed_code(z, config, state.key, t)`, which is
-    how `codes` were made.
-    """
-    config = dataclasses.replace(config, reg_noise_std=0.0)
-    state = fit.init_state(net, jnp.asarray(codes[0]), config, jax.random.key(0))
-    state = state.replace(params=params, opt_state=fit.optimizer(config).init(params),
-                          saved_params=jax.tree_util.tree_map(jnp.copy, params),
-                          ema=state.ema.astype(codes[0].dtype), last_psnr=state.last_psnr.astype(codes[0].dtype))
-    step = jax.jit(functools.partial(fit.train_step, problem=fit.Problem(net), config=config))
-    history = {k: [] for k in PSNRS + ("backtracked",)}
-    for code in codes:
-        state, metrics = step(state, jnp.asarray(code), jnp.asarray(noisy), operators.Denoising(25.0),
-                              jnp.asarray(clean))
-        for k in history:
-            history[k].append(metrics[k].item())
-    history["ema"] = np.asarray(state.ema)
-    return history
-
-
-def compare_fit(reference_dir: str, original_package, size: int, steps: int, seed: int = 0) -> dict:
-    """The denoising notebook's first `steps` steps in both implementations, in float32 and in float64."""
-    import torch
-
-    clean = center_crop(load_image(os.path.join(reference_dir, "data", "denoising", "F16_GT.png")), size, size)
-    noisy = np.asarray(operators.Denoising(25.0).simulate(jnp.asarray(clean), jax.random.key(seed + 1)))
-    config = fit.FitConfig(num_iter=steps, backtrack=True)  # the notebook's lr, sigma_p, 0.99 EMA, backtracking
-    z = jnp.asarray(np.random.default_rng(seed).uniform(0.0, 0.1, (1, size, size, 32)).astype(np.float32))
-    codes = [np.asarray(fit.perturbed_code(z, config, jax.random.key(seed), t)) for t in range(steps)]
-    torch.manual_seed(seed)
-    weights = {k: v.numpy() for k, v in original_package.get_net(32, "skip", "reflection", "bilinear")
-               .state_dict().items()}
-    ours = models.get("standard")
-
-    histories = {}
-    for dtype in (np.float32, np.float64):
-        theirs = original_package.get_net(32, "skip", "reflection", "bilinear")
-        theirs.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()})
-        theirs = theirs.to(_torch_dtype(dtype))
-        cast = [c.astype(dtype) for c in codes]
-        histories["original", dtype] = original_fit(theirs, cast, noisy.astype(dtype), clean.astype(dtype), config)
-        params = jax.tree_util.tree_map(lambda w: jnp.asarray(w, dtype), reference.to_flax(ours, weights))
-        histories["dip-jax", dtype] = dip_jax_fit(ours, params, cast, noisy.astype(dtype), clean.astype(dtype),
-                                                  config)
-
-    pairs = {
-        "dip-jax vs original, float32": (("dip-jax", np.float32), ("original", np.float32)),
-        "dip-jax vs original, float64": (("dip-jax", np.float64), ("original", np.float64)),
-        "original float32 vs original float64": (("original", np.float32), ("original", np.float64)),
-        "dip-jax float32 vs dip-jax float64": (("dip-jax", np.float32), ("dip-jax", np.float64)),
-    }
-    result = {"size": size, "steps": steps, "pairs": {}, "trajectories": {}}
-    for (impl, dtype), h in histories.items():
-        name = f"{impl} {np.dtype(dtype).name}"
-        result["trajectories"][name] = {k: h[k] for k in PSNRS}
-        result["trajectories"][name]["backtracks"] = int(sum(h["backtracked"]))
-    for label, (a, b) in pairs.items():
-        ha, hb = histories[a], histories[b]
-        row = {k: float(np.max(np.abs(np.array(ha[k]) - np.array(hb[k])))) for k in PSNRS}
-        row["ema_rel"], row["ema_abs"] = errors(ha["ema"], hb["ema"])
-        row["backtracks"] = [int(sum(ha["backtracked"])), int(sum(hb["backtracked"]))]
-        result["pairs"][label] = row
-    return result
-
-
 # ---------------------------------------------------------------------------------------------
 
 
 def print_tables(nets: list, ops: list, fitted: dict) -> None:
-    by_name = collections.defaultdict(dict)
+    print("Networks: dip-jax against the original from the same weights and code; relative errors, max|diff| / "
+          "max|original| (absolute in brackets). 'exact': the original in float64.")
+    print("| net | used in | size | params | output fp32: vs original (original vs exact) | "
+          "gradients fp32: vs original (original vs exact) | worst gradient tensor fp32: vs original (original vs "
+          "exact) | fp64: output, gradients | "
+          "biases before a norm: largest gradient (largest of all) |")
+    print("|---|---|---|---:|---|---|---|---|---|")
     for r in nets:
-        by_name[r["name"]][r["dtype"]] = r
-    print("Networks: relative error (absolute in brackets) of dip-jax against the original, same weights and code")
-    print("| net | used in | size | params | output fp32 | gradients fp32 | worst gradient tensor fp32 | "
-          "output fp64 | gradients fp64 | biases before a norm: max abs grad fp32 (largest grad) |")
-    print("|---|---|---|---:|---|---|---|---|---|---|")
-    for name, rows in by_name.items():
-        r32, r64 = rows.get("float32"), rows.get("float64")
-        first = r32 or r64
-        cells = [name, first["use"], str(first["size"]), f"{first['params']:,}"]
-        cells += ([f"{r32['output_rel']:.1e} ({r32['output_abs']:.1e})", f"{r32['grad_rel']:.1e} ({r32['grad_abs']:.1e})",
-                   f"{r32['grad_tensor_rel']:.1e} {r32['grad_worst_tensor']}"] if r32 else ["", "", ""])
-        cells += ([f"{r64['output_rel']:.1e}", f"{r64['grad_rel']:.1e}"] if r64 else ["", ""])
-        cells += [f"{r32['cancelled_bias_grad']:.1e} ({r32['grad_largest']:.1e})" if r32 else ""]
-        print("| " + " | ".join(cells) + " |")
+        f32, f64, own = r["float32"], r["float64"], r["original_float32_error"]
+        print(f"| {r['name']} | {r['use']} | {r['size']} | {r['params']:,} | {f32['output_rel']:.1e} "
+              f"({f32['output_abs']:.1e}) ({own['output_rel']:.1e}) | {f32['grad_rel']:.1e} ({f32['grad_abs']:.1e}) "
+              f"({own['grad_rel']:.1e}) | {f32['grad_tensor_rel']:.1e} ({own['grad_tensor_rel']:.1e}) "
+              f"{f32['grad_worst_tensor']} | {f64['output_rel']:.1e}, "
+              f"{f64['grad_rel']:.1e} | {f32['cancelled_bias_grad']:.1e} ({f32['grad_largest']:.1e}) |")
     print()
     print("| operator | size | output fp32 | gradient fp32 | output fp64 | gradient fp64 |")
     print("|---|---|---|---|---|---|")
@@ -564,12 +122,12 @@ def main(argv):
     cases = [c for c in NET_CASES if _NETS.value is None or c.name in _NETS.value]
     nets = []
     for case in cases:
-        for dtype in (np.float32, np.float64):
-            with contextlib.redirect_stdout(io.StringIO()):  # the original's UNet prints its padding per block
-                row = compare_net(case, package, _SIZE.value, dtype)
-            nets.append(row)
-            print(f"{row['name']} {row['dtype']}: output {row['output_rel']:.1e}, gradients {row['grad_rel']:.1e}",
-                  file=sys.stderr)
+        with contextlib.redirect_stdout(io.StringIO()):  # the original's UNet prints its padding per block
+            row = compare_net(case, package, _SIZE.value)
+        nets.append(row)
+        print(f"{row['name']}: float32 output {row['float32']['output_rel']:.1e}, gradients "
+              f"{row['float32']['grad_rel']:.1e}; float64 {row['float64']['output_rel']:.1e}, "
+              f"{row['float64']['grad_rel']:.1e}", file=sys.stderr)
     ops = []
     for dtype in (np.float32, np.float64):
         ops += [compare_downsampler(reference_dir, k, f, p, _SIZE.value, dtype) for k, f, p in DOWNSAMPLERS]

@@ -292,5 +292,8 @@ def to_torch(net, params: Mapping) -> dict[str, np.ndarray]:
 
 
 def cancelled_biases(net) -> set[tuple]:
-    """Flax paths of the biases (conv biases, norm betas) whose gradient is 0 in exact arithmetic (`Layer.bias_cancelled`)."""
+    """Flax paths of the biases (conv biases, norm betas) whose gradient is 0 in exact arithmetic.
+
+    See `Layer.bias_cancelled`.
+    """
     return {layer.flax_path + ("bias",) for layer in layer_plan(net) if layer.bias_cancelled}

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from benchmarks import reference
-from benchmarks.parity import NET_CASES, check_size
+from benchmarks.parity_lib import NET_CASES, check_size
 from dip_jax import models
 
 with open(os.path.join(os.path.dirname(__file__), "data", "original_state_dict_shapes.json")) as _f:

@@ -278,13 +278,13 @@ def differences(ours: Evaluation, theirs: Evaluation, cancelled: set) -> dict:
     return row
 
 
-def compare_net(case: NetCase, original_package, size: int, seed: int = 0) -> dict:
+def compare_net(case: NetCase, original_package, size: int, float64: bool = True, seed: int = 0) -> dict:
     """`case` in both implementations from the same weights and code, in float32 and in float64.
 
     Four comparisons: dip-jax against the original in float32 (what users run) and in float64
     (the same function, with rounding out of the way), and, to show what float32 rounding
     alone does to each, the original's float32 result against its float64 one and dip-jax's
-    float32 result against the original's float64 one.
+    float32 result against the original's float64 one. `float64=False`: the first only.
     """
     import torch
 
@@ -299,7 +299,7 @@ def compare_net(case: NetCase, original_package, size: int, seed: int = 0) -> di
     target = rng.uniform(0.0, 1.0, (1, size, size, ours.num_output_channels))
 
     evaluations = {}
-    for dtype in (np.float32, np.float64):
+    for dtype in (np.float32, np.float64) if float64 else (np.float32,):
         net = copy.deepcopy(theirs).to(_torch_dtype(dtype))
         evaluations["original", dtype] = evaluate_original(net, z.astype(dtype), target.astype(dtype), ours)
         params = jax.tree_util.tree_map(lambda w, d=dtype: jnp.asarray(w, d), reference.to_flax(ours, weights))
@@ -307,17 +307,19 @@ def compare_net(case: NetCase, original_package, size: int, seed: int = 0) -> di
 
     cancelled = reference.cancelled_biases(ours)
     n_theirs = sum(p.numel() for name, p in theirs.named_parameters() if not reference.is_ignored(name))
-    return {
-        "name": case.name, "use": case.use, "size": size, "params_original": int(n_theirs),
-        "params": models.num_params(ours, z.shape), "tensors": len(evaluations["dip-jax", np.float32].grads),
-        "cancelled_biases": len(cancelled),
-        "float32": differences(evaluations["dip-jax", np.float32], evaluations["original", np.float32], cancelled),
-        "float64": differences(evaluations["dip-jax", np.float64], evaluations["original", np.float64], cancelled),
-        "original_float32_error": differences(evaluations["original", np.float32],
-                                              evaluations["original", np.float64], cancelled),
-        "dip_jax_float32_error": differences(evaluations["dip-jax", np.float32],
-                                             evaluations["original", np.float64], cancelled),
+    pairs = {
+        "float32": (("dip-jax", np.float32), ("original", np.float32)),
+        "float64": (("dip-jax", np.float64), ("original", np.float64)),
+        "original_float32_error": (("original", np.float32), ("original", np.float64)),
+        "dip_jax_float32_error": (("dip-jax", np.float32), ("original", np.float64)),
     }
+    row = {"name": case.name, "use": case.use, "size": size, "params_original": int(n_theirs),
+           "params": models.num_params(ours, z.shape), "tensors": len(evaluations["dip-jax", np.float32].grads),
+           "cancelled_biases": len(cancelled)}
+    for label, (a, b) in pairs.items():
+        if a in evaluations and b in evaluations:
+            row[label] = differences(evaluations[a], evaluations[b], cancelled)
+    return row
 
 
 # ---------------------------------------------------------------------------------------------
@@ -450,8 +452,9 @@ def dip_jax_fit(net, params, codes: list, noisy: np.ndarray, clean: np.ndarray, 
     return history
 
 
-def compare_fit(reference_dir: str, original_package, size: int, steps: int, seed: int = 0) -> dict:
-    """The denoising notebook's first `steps` steps in both implementations, in float32 and in float64."""
+def compare_fit(reference_dir: str, original_package, size: int, steps: int, float64: bool = True,
+                seed: int = 0) -> dict:
+    """The denoising notebook's first `steps` steps in both implementations, in float32 and (if asked) float64."""
     import torch
 
     clean = center_crop(load_image(os.path.join(reference_dir, "data", "denoising", "F16_GT.png")), size, size)
@@ -465,7 +468,7 @@ def compare_fit(reference_dir: str, original_package, size: int, steps: int, see
     ours = models.get("standard")
 
     histories = {}
-    for dtype in (np.float32, np.float64):
+    for dtype in (np.float32, np.float64) if float64 else (np.float32,):
         theirs = original_package.get_net(32, "skip", "reflection", "bilinear")
         theirs.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()})
         theirs = theirs.to(_torch_dtype(dtype))
@@ -487,6 +490,8 @@ def compare_fit(reference_dir: str, original_package, size: int, steps: int, see
         result["trajectories"][name] = {k: h[k] for k in PSNRS}
         result["trajectories"][name]["backtracks"] = int(sum(h["backtracked"]))
     for label, (a, b) in pairs.items():
+        if a not in histories or b not in histories:
+            continue
         ha, hb = histories[a], histories[b]
         row = {k: float(np.max(np.abs(np.array(ha[k]) - np.array(hb[k])))) for k in PSNRS}
         row["ema_rel"], row["ema_abs"] = errors(ha["ema"], hb["ema"])

@@ -147,7 +147,9 @@ def main(argv):
     for dtype in (np.float32, np.float64) if _FLOAT64.value else (np.float32,):
         ops += [compare_downsampler(reference_dir, k, f, p, _SIZE.value, dtype) for k, f, p in DOWNSAMPLERS]
         ops.append(compare_tv(reference_dir, _SIZE.value, dtype))
-    fitted = compare_fit(reference_dir, package, _FIT_SIZE.value, _FIT_STEPS.value, _FLOAT64.value) if _FIT_STEPS.value else {}
+    fitted = {}
+    if _FIT_STEPS.value:
+        fitted = compare_fit(reference_dir, package, _FIT_SIZE.value, _FIT_STEPS.value, _FLOAT64.value)
     print(f"torch {torch.__version__} ({torch.get_num_threads()} threads), jax {jax.__version__} "
           f"({jax.default_backend()})")
     print_tables(nets, ops, fitted)

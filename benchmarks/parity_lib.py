@@ -38,7 +38,9 @@ def errors(ours, theirs) -> tuple[float, float]:
     ours, theirs = np.asarray(ours, np.float64), np.asarray(theirs, np.float64)
     diff = float(np.max(np.abs(ours - theirs)))
     scale = float(np.max(np.abs(theirs)))
-    return (diff / scale if scale > 0 else float(diff > 0) * np.inf), diff
+    if scale == 0:
+        return (0.0 if diff == 0 else np.inf), diff
+    return diff / scale, diff
 
 
 # ---------------------------------------------------------------------------------------------
@@ -52,7 +54,7 @@ def original_models(reference_dir: str):
     package = reference.import_reference(reference_dir, "models")
     texture_nets = reference.import_reference(reference_dir, "models.texture_nets")
 
-    class IntPaddingNN(types.SimpleNamespace):
+    class IntPaddingNN:
         """torch.nn, except that Conv2d and ReflectionPad2d accept the float paddings texture_nets passes."""
 
         def __getattr__(self, name):
@@ -94,12 +96,6 @@ def _library_skip(depth: int) -> Callable:
                             filter_size_up=3, filter_size_down=5, filter_skip_size=1, upsample_mode="nearest",
                             need1x1_up=False, need_sigmoid=True, need_bias=True, pad="reflection",
                             act_fun="LeakyReLU")
-
-
-def _torch_nn():
-    import torch
-
-    return torch.nn
 
 
 _WIDTHS = [16, 32, 64, 128, 128]
@@ -186,7 +182,7 @@ NET_CASES = (
             lambda m: m.UNet(), lambda: models.get("UNet")),
     NetCase("library_unet", "inpainting library UNET (deconv, more_layers 1)",
             lambda m: m.UNet(num_input_channels=1, num_output_channels=3, feature_scale=8, more_layers=1,
-                             concat_x=False, upsample_mode="deconv", pad="zero", norm_layer=_torch_nn().InstanceNorm2d,
+                             concat_x=False, upsample_mode="deconv", pad="zero", norm_layer=m.nn.InstanceNorm2d,
                              need_sigmoid=True, need_bias=True),
             lambda: models.get("library_unet")),
     NetCase("library_resnet", "inpainting library ResNet",

@@ -1,6 +1,6 @@
 r"""Seconds per DIP iteration: dip-jax against the original PyTorch code, side by side in one process.
 
-    pip install torch==2.13.0          # not a dependency of dip-jax: only this benchmark needs it
+    pip install torch==2.13.0          # not a dependency of dip-jax: only this and benchmarks.parity need it
     git clone https://github.com/DmitryUlyanov/deep-image-prior /tmp/dip_ref
     python -m benchmarks.compare_pytorch --reference_dir=/tmp/dip_ref --sizes=256,512 --steps=3 --repeats=3
 

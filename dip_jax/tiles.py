@@ -21,12 +21,15 @@ import numpy as np
 
 
 def _starts(size: int, tile: int, overlap: int) -> list[int]:
-    """Tile origins along one axis: a step of tile - overlap, the last tile flush with the end."""
+    """Tile origins along one axis: as few tiles as overlap by at least `overlap`, spread evenly.
+
+    The first starts at 0 and the last ends with the image; between them the step is at most
+    tile - overlap, the same for all (to a pixel), so no pair of tiles overlaps much more than another.
+    """
     if size <= tile:
         return [0]
-    step = tile - overlap
-    count = math.ceil((size - tile) / step) + 1
-    return sorted({min(i * step, size - tile) for i in range(count)})
+    count = math.ceil((size - tile) / (tile - overlap)) + 1
+    return [round(i * (size - tile) / (count - 1)) for i in range(count)]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,6 +11,7 @@ and `resume` starts the same path from the newest saved state.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -18,11 +19,12 @@ import threading
 import time
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from absl import logging
 
-from dip_jax import checkpoint, ensemble, memory, models
+from dip_jax import checkpoint, ensemble, memory, models, tiles
 from dip_jax.evaluation import evaluate
 from dip_jax.restore import code_shape
 from experiments import outputs
@@ -116,6 +118,47 @@ def interruptible():
             signal.signal(s, h)
 
 
+def tile_problems(config: ml_collections.ConfigDict, problems) -> tuple[list, list]:
+    """(one `tiles.TileGrid` per image, every image's tiles as problems of their own, image by image)."""
+    grids, tiled = [], []
+    for problem in problems:
+        grid = tiles.grid_for(problem.observation.shape, problem.output_shape, config.tile, config.tile_overlap)
+        margin = problem.operator.tile_margin()
+        if grid.overlap < margin and len(grid) > 1:
+            raise ConfigError(f"--tile_overlap={config.tile_overlap} is less than the {margin * grid.scale} pixels "
+                              f"the operator reaches across a tile's border")
+        for i, (window, out_window) in enumerate(zip(grid.windows(), grid.windows(grid.scale), strict=True)):
+            try:
+                operator = problem.operator.tile(window)
+            except NotImplementedError as e:
+                raise ConfigError(f"--tile: {e}") from None
+            tiled.append(dataclasses.replace(
+                problem, name=f"{problem.name} (tile {i + 1} of {len(grid)})", observation=problem.observation[window],
+                operator=operator, clean=None if problem.clean is None else problem.clean[out_window]))
+        grids.append(grid)
+    return grids, tiled
+
+
+def untile(grids, results) -> list:
+    """Each image's result from its tiles' results (in `tile_problems`' order): blended outputs, mean history."""
+    merged, start = [], 0
+    for grid in grids:
+        parts, start = results[start:start + len(grid)], start + len(grid)
+        if any(r is None for r in parts):  # interrupted before these tiles were fitted
+            merged.append(None)
+            continue
+        k = parts[0].finals.shape[0]
+        finals = jnp.stack([tiles.blend(jnp.stack([r.finals[i] for r in parts]), grid) for i in range(k)])
+        emas = jnp.stack([tiles.blend(jnp.stack([r.emas[i] for r in parts]), grid) for i in range(k)])
+        history = {}
+        for name in parts[0].history:
+            stacked = np.stack([np.asarray(r.history[name]) for r in parts])
+            history[name] = stacked.any(axis=0) if stacked.dtype == bool else stacked.mean(axis=0)
+        merged.append(ensemble.SeedsResult(finals=finals, emas=emas, mean=emas.mean(0), std=emas.std(0),
+                                           history=history, state=None))
+    return merged
+
+
 def check_memory(config: ml_collections.ConfigDict, net, fcfg, problems) -> None:
     """MemoryError, before anything is written, when the largest group of images does not fit the device.
 
@@ -186,19 +229,20 @@ def run(
     config = resolve(config)
     if checkpoint_every < 0:
         raise ConfigError(f"checkpoint_every must be >= 0, got {checkpoint_every}")
-    if (checkpoint_every or resume) and config.images:
-        raise ConfigError("checkpoints and --resume are for one image (any --seeds), not --images")
+    if (checkpoint_every or resume) and (config.images or config.tile):
+        raise ConfigError("checkpoints and --resume are for one image (any --seeds), not --images or --tile")
     fcfg = fit_config(config)
     obs_key, fit_key = jax.random.split(jax.random.key(config.seed))
     problems, failures = load_problems(config, obs_key)
     for path, message in failures:
         logging.warning("skipping %s: %s", path, message)
-    first = problems[0]
+    grids, fitted = tile_problems(config, problems) if config.tile else (None, problems)
+    first = fitted[0]  # with tiles: the first tile, whose shape every tile has
     net = build_net(config, first)
     code = input_config(config, first)
     keys = ensemble.seed_keys(fit_key, config.seeds)
 
-    check_memory(config, net, fcfg, problems)
+    check_memory(config, net, fcfg, fitted)
 
     checkpoint_dir = os.path.join(out_dir, CHECKPOINTS)
     meta = checkpoint_metadata(config, first, net) if not config.images else None
@@ -234,21 +278,27 @@ def run(
         config.net, models.num_params(net, code_shape(net, *first.output_shape[:2])), fcfg.num_iter,
         jax.default_backend(),
     )
-    groups = len({p.observation.shape for p in problems})
+    if grids:
+        logging.info("in %d tile(s) of %dx%d pixels overlapping by %d", len(fitted), *first.output_shape[:2],
+                     config.tile_overlap)
+    groups = len({p.observation.shape for p in fitted})
     progress = Progress(fcfg.num_iter, config.log_every, segments=groups, first_step=resumed_from or 0)
-    cleans = [p.clean for p in problems]
+    cleans = [p.clean for p in fitted]
     with interruptible() as interrupted:
         results = ensemble.fit_images(
-            [p.observation for p in problems], first.operator, net, fcfg, keys, input_config=code,
-            input_image=first.code_image, cleans=None if any(c is None for c in cleans) else cleans,
-            callback=progress, method=config.method, interrupted=interrupted, **resume_options,
+            [p.observation for p in fitted], [p.operator for p in fitted] if grids else first.operator, net, fcfg,
+            keys, input_config=code, input_image=first.code_image,
+            cleans=None if any(c is None for c in cleans) else cleans, callback=progress, method=config.method,
+            interrupted=interrupted, **resume_options,
         )
         jax.block_until_ready([r.finals for r in results if r is not None])
+        if grids:
+            results = untile(grids, results)
         signal_number = interrupted()
         # a signal from here on waits for the files to be written: the results are complete
         out = write_results(config, out_dir, problems, failures, results, net, progress, kept, fcfg, whole_history,
                             resumed_from, signal_number, save_checkpoint if meta is not None and not checkpoint_every
-                            else None)
+                            else None, grids)
     if signal_number:
         rows = out["images"] if config.images else [out]
         step = max((r.get("steps_run", 0) for r in rows), default=0)
@@ -265,7 +315,7 @@ def run(
 
 
 def write_results(config, out_dir, problems, failures, results, net, progress, kept, fcfg, whole_history,
-                  resumed_from, signal_number, save_checkpoint) -> dict:
+                  resumed_from, signal_number, save_checkpoint, grids=None) -> dict:
     """Score each image and write its files (staged, then moved into place); the run's metrics.
 
     An image whose fit a signal cut short is marked partial, and its state checkpointed with
@@ -273,7 +323,7 @@ def write_results(config, out_dir, problems, failures, results, net, progress, k
     """
     rows = []
     dirs = image_dirs(out_dir, problems, bool(config.images))
-    for problem, result, image_dir in zip(problems, results, dirs, strict=True):
+    for i, (problem, result, image_dir) in enumerate(zip(problems, results, dirs, strict=True)):
         if result is None:  # interrupted before its group started
             continue
         new_history = result.history  # this call's steps; the checkpoint adds them to the previous ones
@@ -283,6 +333,9 @@ def write_results(config, out_dir, problems, failures, results, net, progress, k
         if resumed_from is not None:
             row["resumed_from_step"] = resumed_from
         row.update(evaluate(problem.observation, problem.clean, result, problem.operator))
+        if grids:
+            row.update(tile=config.tile, tile_overlap=config.tile_overlap, tiles=len(grids[i]),
+                       seam_ratio=tiles.seam_ratio(result.emas[0], grids[i]))
         finished = row.get("steps_run", fcfg.num_iter) >= fcfg.num_iter or bool(row.get("es_stopped"))
         if signal_number and not finished:
             row.update(partial=True, interrupted_by=signal.Signals(signal_number).name)

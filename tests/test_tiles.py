@@ -28,6 +28,11 @@ def test_cut_and_blend_reconstruct_the_image(height, width, tile, overlap):
     for rows, cols in grid.windows():
         covered[rows, cols] += 1
     assert covered.min() >= 1  # every pixel in some tile
+    for axis, size in ((0, height), (1, width)):  # neighbours overlap by at least `overlap`, evenly spread
+        starts = sorted({w[axis].start for w in grid.windows()})
+        steps = np.diff(starts)
+        if len(starts) > 1:
+            assert steps.max() <= grid.tile_shape[axis] - overlap and steps.max() - steps.min() <= 1
     chex.assert_trees_all_close(tiles.blend(pieces, grid), x, atol=1e-6)
 
 

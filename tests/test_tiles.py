@@ -28,7 +28,7 @@ def test_cut_and_blend_reconstruct_the_image(height, width, tile, overlap):
     for rows, cols in grid.windows():
         covered[rows, cols] += 1
     assert covered.min() >= 1  # every pixel in some tile
-    for axis, size in ((0, height), (1, width)):  # neighbours overlap by at least `overlap`, evenly spread
+    for axis in (0, 1):  # neighbours overlap by at least `overlap`, evenly spread
         starts = sorted({w[axis].start for w in grid.windows()})
         steps = np.diff(starts)
         if len(starts) > 1:

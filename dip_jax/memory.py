@@ -116,18 +116,51 @@ def available_bytes(device=None) -> Optional[int]:
     return min(x for x in (free, cgroup) if x is not None) if (free or cgroup) else None
 
 
-def largest_side(estimate: Estimate, available: int, multiple: int = 64) -> int:
-    """The side of the largest square image (a multiple of `multiple`) that the same fit would fit in `available`.
+def process_bytes() -> Optional[int]:
+    """This process's resident memory (Linux), or None where it cannot be read."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def largest_side(estimate: Estimate, available: int, multiple: int = 64, image: Optional[tuple] = None,
+                 overlap: int = 0) -> int:
+    """The side of the largest square tile (a multiple of `multiple`) whose fit needs at most `available`.
 
     Activations and the image-sized parts of the state grow with the pixel count, the
     parameters do not; taking everything as proportional to the pixels errs on the safe side.
+    With `image` = (height, width) of the whole image and the tiles' `overlap`, the tiles
+    waiting their turn count too (their states and codes: a fitted one at a time, sequentially;
+    all of them in one step under vmap).
     """
-    side = math.sqrt(estimate.pixels * available / estimate.total_bytes)
-    return int(side // multiple * multiple)
+    side = int(math.sqrt(estimate.pixels * available / estimate.total_bytes) // multiple * multiple)
+    if image is None:
+        return side
+    from dip_jax import tiles  # the tile grid the driver would cut
+
+    per_run = estimate.total_bytes / estimate.runs
+    while side > max(multiple, overlap):
+        count = len(tiles.TileGrid(image[0], image[1], side, overlap))
+        scale = side * side / estimate.pixels
+        if estimate.method == "sequential":
+            need = scale * (estimate.step_bytes + (count - 1) * (estimate.state_bytes + estimate.input_bytes))
+        else:
+            need = scale * per_run * count
+        if need <= available:
+            return side
+        side -= multiple
+    return 0
 
 
-def check_fits(estimate: Estimate, available: Optional[int], what: str) -> None:
-    """MemoryError in one line when `estimate` exceeds `available`, saying what would fit."""
+def check_fits(estimate: Estimate, available: Optional[int], what: str, image: Optional[tuple] = None,
+               overlap: int = 0) -> None:
+    """MemoryError in one line when `estimate` exceeds `available`, saying what would fit (for the tile
+    size, `image` and `overlap` as `largest_side` takes them)."""
     if available is None or estimate.total_bytes <= available:
         return
     hints = []
@@ -136,7 +169,7 @@ def check_fits(estimate: Estimate, available: Optional[int], what: str) -> None:
                        // estimate.per_run_bytes())
         if fit_runs >= 1:
             hints.append(f"{fit_runs} run(s) at once fit (--config.seeds_per_chunk={fit_runs})")
-    side = largest_side(estimate, available)
+    side = largest_side(estimate, available, image=image, overlap=overlap)
     if side:
         hints.append(f"tiles of at most {side}x{side} pixels fit (--tile={side})")
     if jax.default_backend() != "cpu":

@@ -87,7 +87,8 @@ class Progress:
             if "psnr_clean" in v:
                 parts += [f"psnr {v['psnr_clean']:.2f}", f"psnr_ema {v['psnr_ema_clean']:.2f}"]
             if self.seconds_timed > 0:
-                parts.append(f"{self.steps_timed / self.seconds_timed:.2f} it/s")
+                rate = self.steps_timed / self.seconds_timed
+                parts.append(f"{rate:.2f} it/s" if rate >= 0.5 else f"{1 / rate:.1f} s/it")  # slow: seconds a step
                 parts.append(f"ETA {format_seconds(self.eta(step))}")
             logging.info("  ".join(parts))
         self.last = (step, now)

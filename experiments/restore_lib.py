@@ -159,22 +159,28 @@ def untile(grids, results) -> list:
     return merged
 
 
-def check_memory(config: ml_collections.ConfigDict, net, fcfg, problems) -> None:
-    """MemoryError, before anything is written, when the largest group of images does not fit the device.
+def check_memory(config: ml_collections.ConfigDict, net, fcfg, fitted, images) -> None:
+    """MemoryError, before anything is written, when the largest group of `fitted` problems (the images,
+    or their tiles) does not fit the device; the hint's tile size is for the largest of `images`.
 
     The estimate compiles the step the fit will run (dip_jax.memory), so it costs no extra time.
     """
-    shapes = [p.observation.shape for p in problems]
-    largest = max(problems, key=lambda p: p.output_shape[0] * p.output_shape[1])
+    shapes = [p.observation.shape for p in fitted]
+    largest = max(fitted, key=lambda p: p.output_shape[0] * p.output_shape[1])
     runs = config.seeds * shapes.count(largest.observation.shape)
     estimate = memory.fit_memory(net, largest.observation.shape, largest.operator, fcfg, runs, method=config.method,
                                  with_clean=largest.clean is not None)
     free = memory.available_bytes()
     h, w, _ = largest.output_shape
-    logging.info("memory: about %s for %d run(s) at %dx%d (%s), %s free", memory.bytes_text(estimate.total_bytes),
-                 runs, h, w, estimate.method, "unknown" if free is None else memory.bytes_text(free))
+    held = memory.process_bytes()
+    logging.info("memory: about %s for %d run(s) at %dx%d (%s) on top of the %s this process holds, %s free",
+                 memory.bytes_text(estimate.total_bytes), runs, h, w, estimate.method,
+                 "unknown" if held is None else memory.bytes_text(held),
+                 "unknown" if free is None else memory.bytes_text(free))
     if config.check_memory:
-        memory.check_fits(estimate, free, f"restoring {h}x{w} pixels with {runs} run(s) at once")
+        whole = max((p.output_shape[:2] for p in images), key=lambda s: s[0] * s[1])
+        memory.check_fits(estimate, free, f"restoring {h}x{w} pixels with {runs} run(s) at once", image=whole,
+                          overlap=config.tile_overlap)
 
 
 def write_image(image_dir: str, config, problem, result, row: dict) -> None:
@@ -242,7 +248,7 @@ def run(
     code = input_config(config, first)
     keys = ensemble.seed_keys(fit_key, config.seeds)
 
-    check_memory(config, net, fcfg, fitted)
+    check_memory(config, net, fcfg, fitted, problems)
 
     checkpoint_dir = os.path.join(out_dir, CHECKPOINTS)
     meta = checkpoint_metadata(config, first, net) if not config.images else None

@@ -1,5 +1,7 @@
 """dip_jax.memory: the estimate is XLA's own for the step the fit runs; refusals say what fits."""
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -79,3 +81,21 @@ def test_the_driver_refuses_before_writing_anything(monkeypatch, tmp_path):
     with pytest.raises(MemoryError, match="needs about .* GB .* 0.0 GB are free"):
         restore_lib.run(tiny_config(), str(tmp_path / "out"))
     assert not (tmp_path / "out").exists()
+
+
+def test_the_suggested_tile_counts_the_tiles_waiting_their_turn():
+    """A 4000x3000 photo: the suggested tile's step plus every other tile's state and code fit; 64 more do not."""
+    pixels = 4000 * 3000
+    estimate = memory.Estimate(runs=1, method="sequential", pixels=pixels, state_bytes=int(0.04e9),
+                               step_bytes=int(90e9), total_bytes=int(90e9), input_bytes=pixels * 35 * 4)
+
+    def need(side, overlap=32):  # written out: tiles per axis, each tile's share of the estimate
+        count = math.prod(math.ceil((n - side) / (side - overlap)) + 1 for n in (3000, 4000))
+        per_pixel = side * side / pixels
+        return per_pixel * (90e9 + (count - 1) * (0.04e9 + pixels * 35 * 4))
+
+    side = memory.largest_side(estimate, int(20e9), image=(3000, 4000), overlap=32)
+    assert side % 64 == 0 and need(side) <= 20e9 < need(side + 64)
+    assert side < memory.largest_side(estimate, int(20e9))  # the waiting tiles take their share
+    with pytest.raises(MemoryError, match=f"--tile={side}"):
+        memory.check_fits(estimate, int(20e9), "x", image=(3000, 4000), overlap=32)

@@ -197,8 +197,10 @@ def write_image(image_dir: str, config, problem, result, row: dict) -> None:
         outputs.plot_history(os.path.join(image_dir, "psnr.png"), {k: v[0] for k, v in result.history.items()},
                              f"{config.task}: {os.path.basename(problem.name)}", row.get("es_iteration"))
     if not not_written:
-        outputs.plot_comparison(os.path.join(image_dir, "comparison.png"), problem, result, row,
-                                restored="ema" if ema else "final")
+        restored = "ema" if ema else "final"
+        if config.fit.stop_at_detection and row.get("es_iteration"):  # stopped by itself: its result is the detection's
+            restored = "es_ema" if ema else "es"
+        outputs.plot_comparison(os.path.join(image_dir, "comparison.png"), problem, result, row, restored=restored)
     outputs.write_json(os.path.join(image_dir, "metrics.json"), row)
 
 

@@ -79,11 +79,12 @@ def evaluate(observation: jax.Array, clean: Optional[jax.Array], result, operato
     and the operator's own `scores` of seed 0's last output as it is saved (clipped, 8 bits),
     each as `<name>_final`, and of its averaged output as `<name>_ema` when the fit averaged
     (a classifier's confidence for activation maximisation; the feature distance and PSNR
-    to the original for feature inversion). With a clean image: PSNR and SSIM of the input (when it has the image's size), of
-    seed 0's last and averaged outputs, the best PSNR of the average along the fit; for SR
-    the bicubic baseline and the paper's Y-channel PSNR (REFERENCE §4.3); for K > 1 every
-    seed's PSNR, their mean and spread and the PSNR of the mean image. With an early-stopping
-    rule: seed 0's detection and, with a clean image, its gap to the oracle.
+    to the original for feature inversion). With a clean image: PSNR and SSIM of the input
+    (when it has the image's size), of seed 0's last and averaged outputs, the best PSNR of
+    the average along the fit; for SR the bicubic baseline and the paper's Y-channel PSNR
+    (REFERENCE §4.3); for K > 1 every seed's PSNR, their mean and spread and the PSNR of the
+    mean image. With an early-stopping rule: seed 0's detection and, with a clean image, its
+    gap to the oracle.
     """
     k = int(result.finals.shape[0])
     history = {name: np.asarray(v) for name, v in result.history.items()}

@@ -332,7 +332,7 @@ def load_feature_problem(config: ml_collections.ConfigDict, key: jax.Array, path
     image = _crop(image, tuple(config.crop))
     if image.shape[-1] == 1:  # the classifiers take RGB
         image = np.repeat(image, 3, axis=-1)
-    observation = jnp.asarray(io.resize(image, *operator.crop_size))
+    observation = jnp.asarray(io.resize(image, *evaluation.base_operator(operator).crop_size))
     return ImageProblem(image_name(config, path), observation, operator, path=source)
 
 

@@ -22,8 +22,17 @@ from dip_jax import checkpoint, ensemble, models
 from dip_jax.evaluation import evaluate
 from dip_jax.restore import code_shape
 from experiments import outputs
-from experiments.problems import (FEATURE_TASKS, ConfigError, build_net, describe_unit, fit_config, input_config,
-                                  load_problems, resolve, validate)
+from experiments.problems import (
+    FEATURE_TASKS,
+    ConfigError,
+    build_net,
+    describe_unit,
+    fit_config,
+    input_config,
+    load_problems,
+    resolve,
+    validate,
+)
 from experiments.progress import Progress
 
 # Config fields a resumed run may change: how long it runs and how often it logs.

@@ -112,6 +112,16 @@ def tiny_config(**fields):
     return config
 
 
+def feature_config(task: str, **fields):
+    """A tiny feature-task config (invert, activation): TINY_CONFIG's net, EfficientNet-Lite0 seeing the
+    top-left 64x64 of a 72x72 output (it pools globally, so any size works), a few steps, no averaging."""
+    base = {"task": task, "features.input_size": (64, 64), "features.output_size": (72, 72), "fit.num_iter": 8,
+            "fit.backtrack": False, "fit.ema_decay": None, "fit.reg_noise_std": 0.0}
+    if task == "activation":
+        base["features.unit"] = "goose"
+    return tiny_config(**{**base, **fields})
+
+
 @pytest.fixture(scope="session")
 def tiny_config_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("cfg") / "tiny.py"

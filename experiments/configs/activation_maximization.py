@@ -1,4 +1,4 @@
-r"""Activation maximisation: an image a pretrained classifier assigns to a class (REFERENCE §3.2 'Activation maximisation').
+r"""Activation maximisation: an image a classifier assigns to a class (REFERENCE §3.2 'Activation maximisation').
 
 MEASURED
 """
@@ -14,17 +14,8 @@ NOTEBOOK_TV_WEIGHT = 1e-6 * 255.0**4
 def notebook_net(c):
     """The notebook's net: 6-level skip [16 .. 128], skip channels 0 4 4 4 4 4, down kernels 5 3 5 5 3 5,
     up 5 3 5 3 5 3, bilinear, average-pool downsampling, reflection padding; a 32-channel U(0, 0.1) code."""
-    c.net = "skip"
-    c.net_overrides.num_channels_down = (16, 32, 64, 128, 128, 128)
-    c.net_overrides.num_channels_up = (16, 32, 64, 128, 128, 128)
-    c.net_overrides.num_channels_skip = (0, 4, 4, 4, 4, 4)
-    c.net_overrides.filter_size_down = (5, 3, 5, 5, 3, 5)
-    c.net_overrides.filter_size_up = (5, 3, 5, 3, 5, 3)
-    c.net_overrides.upsample_mode = "bilinear"
-    c.net_overrides.downsample_mode = "avg"
-    c.net_overrides.pad = "reflection"
-    c.input.channels = 32
-    return c
+    return common.skip_net(c, (16, 32, 64, 128, 128, 128), (0, 4, 4, 4, 4, 4), (5, 3, 5, 5, 3, 5),
+                           (5, 3, 5, 3, 5, 3), "bilinear", "avg", "reflection")
 
 
 def get_config(variant: str = "deep"):

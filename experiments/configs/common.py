@@ -143,3 +143,19 @@ def split_variant(variant: str, priors: tuple, classifiers: tuple) -> tuple:
         raise ValueError(f"unknown variant {variant!r}; expected PRIOR or PRIOR,CLASSIFIER with PRIOR one of "
                          f"{priors} and CLASSIFIER one of {classifiers}")
     return prior, classifier
+
+
+def skip_net(c: ml_collections.ConfigDict, channels: tuple, skip: tuple, filter_size_down, filter_size_up,
+             upsample_mode: str, downsample_mode: str, pad: str, code_channels: int = 32) -> ml_collections.ConfigDict:
+    """`c` with a `skip` net of these settings (channels down and up alike) and a `code_channels` U(0, 0.1) code."""
+    c.net = "skip"
+    c.net_overrides.num_channels_down = tuple(channels)
+    c.net_overrides.num_channels_up = tuple(channels)
+    c.net_overrides.num_channels_skip = tuple(skip)
+    c.net_overrides.filter_size_down = filter_size_down
+    c.net_overrides.filter_size_up = filter_size_up
+    c.net_overrides.upsample_mode = upsample_mode
+    c.net_overrides.downsample_mode = downsample_mode
+    c.net_overrides.pad = pad
+    c.input.channels = code_channels
+    return c

@@ -14,17 +14,8 @@ LAYERS = {"efficientnet_lite0": "blocks.10", "alexnet_caffe": "fc6", "vgg19_caff
 def notebook_net(c):
     """The notebook's net: 6-level skip [16 .. 128], 4 skip channels, kernels 7 7 5 5 3 3, nearest,
     average-pool downsampling, zero padding; a 32-channel U(0, 0.1) code."""
-    c.net = "skip"
-    c.net_overrides.num_channels_down = (16, 32, 64, 128, 128, 128)
-    c.net_overrides.num_channels_up = (16, 32, 64, 128, 128, 128)
-    c.net_overrides.num_channels_skip = (4,) * 6
-    c.net_overrides.filter_size_down = (7, 7, 5, 5, 3, 3)
-    c.net_overrides.filter_size_up = (7, 7, 5, 5, 3, 3)
-    c.net_overrides.upsample_mode = "nearest"
-    c.net_overrides.downsample_mode = "avg"
-    c.net_overrides.pad = "zero"
-    c.input.channels = 32
-    return c
+    return common.skip_net(c, (16, 32, 64, 128, 128, 128), (4,) * 6, (7, 7, 5, 5, 3, 3), (7, 7, 5, 5, 3, 3),
+                           "nearest", "avg", "zero")
 
 
 def get_config(variant: str = "deep"):

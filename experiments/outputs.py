@@ -147,7 +147,7 @@ def task_caption(scores: dict, which: str = "final") -> str:
     parts = []
     if get("target_probability") is not None:
         parts.append(f"p({scores.get('class_name', 'target')}) {get('target_probability'):.3f}, "
-                     f"rank {int(get('target_rank'))}")
+                     f"rank {int(get('target_rank'))}, logit {get('unit_value'):.1f}")
     elif get("unit_value") is not None:
         parts.append(f"channel {scores.get('unit', '')} sum {get('unit_value'):.4g}")
     if get("feature_distance") is not None:

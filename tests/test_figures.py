@@ -24,8 +24,8 @@ def get_config(variant="deep"):
         c.net_overrides.num_channels_down = (8, 8, 8)
         c.net_overrides.num_channels_up = (8, 8, 8)
         c.net_overrides.num_channels_skip = (2, 2, 2)
-        c.net_overrides.filter_size_down = 3
-        c.net_overrides.filter_size_up = 3
+        c.net_overrides.filter_size_down = (3, 3, 3)
+        c.net_overrides.filter_size_up = (3, 3, 3)
         c.input.channels = 4
     return c
 '''

@@ -4,6 +4,7 @@ import dataclasses
 import functools
 
 import chex
+import flax.struct
 import jax
 import jax.extend.core
 import jax.numpy as jnp
@@ -259,3 +260,25 @@ def test_precision_reaches_every_convolution(setup, name, precision):
 def test_unknown_precision_is_rejected():
     with pytest.raises(ValueError, match="precision must be one of"):
         fit.FitConfig(precision="fp8")
+
+
+@flax.struct.dataclass
+class _Unobserved(operators.Operator):
+    """An operator whose observation is a placeholder (as activation maximisation's canvas)."""
+
+    observed = False
+
+    def forward(self, x):
+        return x
+
+    def data_term(self, x, y):
+        return jnp.mean(jnp.square(x - 0.5))
+
+
+def test_an_operator_without_observation_logs_no_psnr_and_cannot_backtrack(setup):
+    net, z, clean = setup
+    r = fit.fit(net, z, jnp.zeros_like(clean), _Unobserved(), fit.FitConfig(num_iter=3), jax.random.key(0))
+    assert set(r.history) == {"loss", "backtracked"}
+    with pytest.raises(ValueError, match="no observation"):
+        fit.fit(net, z, jnp.zeros_like(clean), _Unobserved(), fit.FitConfig(num_iter=3, backtrack=True),
+                jax.random.key(0))

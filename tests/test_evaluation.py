@@ -2,11 +2,11 @@
 
 import json
 
-import flax.struct
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import Brightness
 
 from dip_jax import ensemble, fit, metrics, operators, stopping
 from dip_jax.evaluation import evaluate, finite_or_none
@@ -111,25 +111,9 @@ def test_values_that_are_not_finite_are_json_null():
         "a": [1.0, None], "b": 2.5, "c": True, "d": "x"}
 
 
-@flax.struct.dataclass
-class _Brightness(operators.Operator):
-    """A made-up task without an observation, with scores of its own: the mean and the brightest pixel's index."""
-
-    observed = False
-
-    def forward(self, x):
-        return x
-
-    def data_term(self, x, y):
-        return -jnp.mean(x)
-
-    def scores(self, x, y):
-        return {"mean": jnp.mean(x), "argmax": jnp.argmax(x)}
-
-
 def test_operator_scores_of_the_saved_images_and_no_psnr_without_an_observation():
     result = fake_result(k=1)
-    m = evaluate(jnp.zeros((16, 16, 3)), None, result, _Brightness())
+    m = evaluate(jnp.zeros((16, 16, 3)), None, result, Brightness())
     assert "psnr_obs_final" not in m
     saved = np.round(np.clip(np.asarray(result.finals[0]), 0, 1) * 255) / 255  # as final.png holds it
     np.testing.assert_allclose(m["mean_final"], saved.mean(), rtol=1e-6)
@@ -137,5 +121,5 @@ def test_operator_scores_of_the_saved_images_and_no_psnr_without_an_observation(
     np.testing.assert_allclose(m["mean_ema"], (np.round(np.asarray(result.emas[0]) * 255) / 255).mean(), rtol=1e-6)
     # no average (emas are the finals): scored once; Regularized reports its base's scores
     same = result.replace(emas=result.finals)
-    tv = evaluate(jnp.zeros((16, 16, 3)), None, same, operators.Regularized(_Brightness(), 1.0))
+    tv = evaluate(jnp.zeros((16, 16, 3)), None, same, operators.Regularized(Brightness(), 1.0))
     assert "mean_final" in tv and "mean_ema" not in tv and "psnr_obs_final" not in tv

@@ -4,14 +4,13 @@ import dataclasses
 import functools
 
 import chex
-import flax.struct
 import jax
 import jax.extend.core
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from conftest import smooth_image, tiny_skip
+from conftest import Brightness, smooth_image, tiny_skip
 
 from dip_jax import fit, inputs, metrics, operators
 
@@ -262,23 +261,10 @@ def test_unknown_precision_is_rejected():
         fit.FitConfig(precision="fp8")
 
 
-@flax.struct.dataclass
-class _Unobserved(operators.Operator):
-    """An operator whose observation is a placeholder (as activation maximisation's canvas)."""
-
-    observed = False
-
-    def forward(self, x):
-        return x
-
-    def data_term(self, x, y):
-        return jnp.mean(jnp.square(x - 0.5))
-
-
 def test_an_operator_without_observation_logs_no_psnr_and_cannot_backtrack(setup):
     net, z, clean = setup
-    r = fit.fit(net, z, jnp.zeros_like(clean), _Unobserved(), fit.FitConfig(num_iter=3), jax.random.key(0))
+    r = fit.fit(net, z, jnp.zeros_like(clean), Brightness(), fit.FitConfig(num_iter=3), jax.random.key(0))
     assert set(r.history) == {"loss", "backtracked"}
     with pytest.raises(ValueError, match="no observation"):
-        fit.fit(net, z, jnp.zeros_like(clean), _Unobserved(), fit.FitConfig(num_iter=3, backtrack=True),
+        fit.fit(net, z, jnp.zeros_like(clean), Brightness(), fit.FitConfig(num_iter=3, backtrack=True),
                 jax.random.key(0))

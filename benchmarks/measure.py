@@ -13,7 +13,7 @@ import jax.extend.core
 import jax.numpy as jnp
 import numpy as np
 
-from dip_jax import ensemble, fit, models, operators
+from dip_jax import ensemble, fit, memory, models, operators, stopping
 from dip_jax.restore import InputConfig
 
 
@@ -57,32 +57,15 @@ def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
 
 
 def step_memory(net, k: int, size: int) -> dict:
-    """XLA's buffer sizes (bytes) for one compiled step of k runs on a size x size image."""
-    config = fit.step_config(fit.FitConfig(backtrack=True))
-    keys = jnp.stack([jax.random.key(i) for i in range(k)])
-    zs, fit_keys, crop = ensemble.codes(keys, net, size, size, InputConfig("noise", net.num_input_channels))
-    problem = fit.Problem(net, crop)
-    states = jax.eval_shape(jax.vmap(lambda z, key: fit.initial_state(net, z, key, config=config, problem=problem)),
-                            zs, fit_keys)
-    y = jax.ShapeDtypeStruct((k, size, size, net.num_output_channels), jnp.float32)
-    op = operators.Denoising(25.0)
-    if k == 1:
-        one, _, _ = fit.compiled_steps(problem, config, "cpu")
-        states = jax.tree_util.tree_map(lambda s: jax.ShapeDtypeStruct(s.shape[1:], s.dtype), states)
-        args = (states, jax.ShapeDtypeStruct(zs.shape[1:], zs.dtype), jax.ShapeDtypeStruct(y.shape[1:], y.dtype))
-    else:
-        one, _, _ = ensemble.vmapped_steps(problem, config, "cpu")
-        args = (states, zs, y)
-    stats = one.lower(*args, op, None).compile().memory_analysis()
-    state_bytes = sum(x.size * x.dtype.itemsize for x in jax.tree_util.tree_leaves(args[0]) if hasattr(x, "size"))
-    return {
-        "state_bytes": state_bytes,
-        "argument_bytes": stats.argument_size_in_bytes,
-        "temp_bytes": stats.temp_size_in_bytes,
-        # the donated state is updated in place: outputs that alias arguments take no new memory
-        "peak_bytes": stats.argument_size_in_bytes + stats.output_size_in_bytes - stats.alias_size_in_bytes
-        + stats.temp_size_in_bytes,
-    }
+    """XLA's buffer sizes (bytes) for one compiled step of k runs on a size x size image (`dip_jax.memory`).
+
+    k = 1 is the single-run step, k > 1 the step vmapped over k runs.
+    """
+    estimate = memory.fit_memory(net, (size, size, net.num_output_channels), operators.Denoising(25.0),
+                                 fit.FitConfig(backtrack=True, steps_per_call=1), runs=k,
+                                 method="sequential" if k == 1 else "vmap", devices=jax.devices()[:1])
+    return {"state_bytes": k * estimate.state_bytes, "peak_bytes": estimate.step_bytes,
+            "temp_bytes": estimate.step_bytes - k * estimate.state_bytes}
 
 
 def benchmark_net(name: str, size: int):
@@ -180,3 +163,23 @@ def conv3x3_winograd(x: jax.Array, w: jax.Array) -> jax.Array:
     y = jnp.stack([r[:, 0] + r[:, 1] + r[:, 2], r[:, 1] - r[:, 2] - r[:, 3]], axis=1)  # and columns
     y = jnp.transpose(y, (2, 0, 3, 1, 4)).reshape(2 * th, 2 * tw, -1)
     return y[None, :out_h, :out_w]
+
+
+def stopping_rows(figure: str, rule: str, metrics: dict, history: dict, patiences, averaged: bool) -> list[dict]:
+    """What stopping by itself with each patience would have given, from one fit that ran on."""
+    num_iter = metrics["num_iter"]
+    per_step, compile_s = metrics["seconds_per_iter"], metrics["compile_seconds"]
+    fixed = float(history["psnr_ema_clean" if averaged else "psnr_clean"][-1])
+    rows = []
+    for patience in patiences:
+        detected, stop = stopping.replay(history["es_variance"], patience)
+        steps = stop or num_iter
+        rows.append({
+            "figure": figure, "rule": rule, "patience": patience, "detection": detected, "stop": stop,
+            "steps": steps, "num_iter": num_iter, "time_fraction": (compile_s + steps * per_step)
+            / (compile_s + num_iter * per_step),
+            "psnr_output_at_detection": float(history["psnr_clean"][detected - 1]) if detected else None,
+            "psnr_average_at_detection": float(history["psnr_ema_clean"][detected - 1]) if detected else None,
+            "psnr_fixed_recipe": fixed, "fixed_is_average": averaged,
+        })
+    return rows

@@ -33,6 +33,9 @@ _RESUME = flags.DEFINE_bool("resume", False, "Continue the run in --out_dir, ski
 _LR_DIR = flags.DEFINE_string("lr_dir", "", "sr: folder of given low-resolution images, matched by file stem.")
 _NOISY_DIR = flags.DEFINE_string("noisy_dir", "", "denoise: folder of given noisy images, matched by file stem.")
 _MASKED_DIR = flags.DEFINE_string("masked_dir", "", "inpaint: folder of given masked images (0 = missing), by stem.")
+_MASK_DIR = flags.DEFINE_string(
+    "mask_dir", "", "inpaint: folder of the masks (white = known) of the --masked_dir images, by stem; without "
+    "it the zero pixels of a masked image are taken as missing.")
 _PAPER_DIR = flags.DEFINE_string(
     "paper_dir", "", "Folder of the paper's published restored images, shown beside ours in report.html (by stem).")
 _NET_CONFIG = config_flags.DEFINE_config_file(
@@ -42,6 +45,21 @@ _NET_CONFIG = config_flags.DEFINE_config_file(
     "experiments/configs/quick.py); its fields can be overridden as --net_config.<field>=value.",
 )
 flags.mark_flags_as_required(["protocol", "images", "out_dir"])
+
+
+def parse_flags(argv):
+    """absl's flag parsing, with a bad flag or --net_config file reported in one line."""
+    from experiments.configs import config_file_error
+
+    for arg in argv:
+        if arg.startswith("--net_config=") and (error := config_file_error(arg[len("--net_config="):])):
+            sys.exit(f"quality: error: {error}")
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as e:
+        sys.exit(f"quality: error: {e} (pass --helpshort to list the flags)")
+    except (AttributeError, KeyError, TypeError, ValueError, OSError, SyntaxError) as e:
+        sys.exit(f"quality: error: bad --net_config: {str(e).splitlines()[0]}")
 
 
 def main(argv):
@@ -72,9 +90,14 @@ def main(argv):
             lr_dir=_LR_DIR.value,
             noisy_dir=_NOISY_DIR.value,
             masked_dir=_MASKED_DIR.value,
+            mask_dir=_MASK_DIR.value,
             net_config=_NET_CONFIG.value,
             paper_dir=_PAPER_DIR.value,
         )
+    except KeyboardInterrupt:  # each finished image is saved: --resume continues with the others
+        print(f"quality: interrupted; the images finished are in {_OUT_DIR.value}, and --resume continues",
+              file=sys.stderr)
+        sys.exit(130)
     except (ValueError, OSError) as e:  # bad input: one line, no traceback
         sys.exit(f"quality: error: {e}")
     print(out["table"])
@@ -82,7 +105,7 @@ def main(argv):
 
 def console_main():
     """The `dip-quality` command installed by pip."""
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)
 
 
 if __name__ == "__main__":

@@ -96,7 +96,8 @@ def make_config(
 
 
 def settings_of(
-    protocol: str, config: ml_collections.ConfigDict, images: str, given_dir: str, custom_net: bool
+    protocol: str, config: ml_collections.ConfigDict, images: str, given_dir: str, custom_net: bool,
+    mask_dir: str = "",
 ) -> dict:
     """What a run's numbers depend on: written beside them, and a resumed run must match it."""
     paper = paper_config(protocol, config.factor, config.sigma)
@@ -117,6 +118,8 @@ def settings_of(
         images=os.path.abspath(images),
         given_dir=os.path.abspath(given_dir) if given_dir else "",
     )
+    if mask_dir:
+        s["mask_dir"] = os.path.abspath(mask_dir)
     return json.loads(json.dumps(s))  # as it reads back from settings.json (tuples become lists)
 
 
@@ -165,10 +168,14 @@ def _gray(image, path: str):
 
 
 def load_problem(protocol: str, config: ml_collections.ConfigDict, path: str, given: str,
-                 key: jax.Array) -> problems.ImageProblem:
-    """One image's problem: simulated from it with `key`, or `given` (a file) as the input."""
+                 key: jax.Array, mask: str = "") -> problems.ImageProblem:
+    """One image's problem: simulated from it with `key`, or `given` (a file) as the input.
+
+    For inpainting a given masked image, `mask` is its mask file (white = known); without one
+    the mask is inferred as the non-zero pixels, which takes a black known pixel for a missing one.
+    """
     c = config.copy_and_resolve_references()
-    if protocol == "inpaint" and given:  # the published inputs: zeros are the missing pixels
+    if protocol == "inpaint" and given:
         clean = _gray(jnp.asarray(io.load_image(path)), path)
         observation = _gray(jnp.asarray(io.load_image(given)), given)
         if observation.shape != clean.shape:
@@ -176,8 +183,14 @@ def load_problem(protocol: str, config: ml_collections.ConfigDict, path: str, gi
                 f"the masked image {given} is {observation.shape[1]}x{observation.shape[0]} but "
                 f"{path} is {clean.shape[1]}x{clean.shape[0]}"
             )
-        operator = operators.Inpainting((observation > 0).astype(jnp.float32))
-        return problems.ImageProblem(stem(path), observation, operator, clean, path=path)
+        if mask:
+            known = jnp.asarray(io.load_mask(mask))
+            operators.inpainting.check_mask(known, observation.shape, f"the mask {mask}")
+        else:
+            logging.warning("%s: no mask file (--mask_dir), so its zero pixels are taken as the missing ones; "
+                            "a black known pixel is then missing too", given)
+            known = (observation > 0).astype(jnp.float32)
+        return problems.ImageProblem(stem(path), observation, operators.Inpainting(known), clean, path=path)
     if given:
         c.observation, c.clean = given, path
     else:
@@ -319,7 +332,14 @@ def previous_rows(out_dir: str, resume: bool, settings: dict) -> list[dict]:
     ]
     if changed:
         raise ValueError(f"--resume: {out_dir} holds a run with other settings ({'; '.join(changed)})")
-    return read_rows(out_dir)
+    rows = []
+    for row in read_rows(out_dir):  # done only if its files are still there
+        if os.path.isfile(os.path.join(out_dir, row["image"], "restored.png")) and os.path.isfile(
+                os.path.join(out_dir, row["image"], "metrics.json")):
+            rows.append(row)
+        else:
+            logging.warning("%s is in %s but its folder is gone: restoring it again", row["image"], RESULTS)
+    return rows
 
 
 def start_out_dir(out_dir: str, settings: dict) -> None:
@@ -348,6 +368,7 @@ def run(
     lr_dir: str = "",
     noisy_dir: str = "",
     masked_dir: str = "",
+    mask_dir: str = "",
     net_config: Optional[ml_collections.ConfigDict] = None,
     paper_dir: str = "",
 ) -> dict:
@@ -378,6 +399,9 @@ def run(
     )
     paths = list(list_stems(images).values())
     given = list_stems(given_dir) if given_dir else {}
+    if mask_dir and not masked_dir:
+        raise ValueError("--mask_dir holds the masks of the images in --masked_dir; give both")
+    masks = list_stems(mask_dir) if mask_dir else {}
     selected, skipped = select_images(paths, max_images, max_size)
     missing = [stem(p) for p in selected if given_dir and stem(p) not in given]
     if missing:
@@ -385,7 +409,7 @@ def run(
             f"--{given_flag}={given_dir} has no {given_what} image named {', '.join(missing)} "
             f"(matched by file stem with {images})"
         )
-    settings = settings_of(protocol, config, images, given_dir, net_config is not None)
+    settings = settings_of(protocol, config, images, given_dir, net_config is not None, mask_dir)
     done = {row["image"]: row for row in previous_rows(out_dir, resume, settings)}
     obs_key, fit_key = jax.random.split(jax.random.key(seed))
     keys = ensemble.seed_keys(fit_key, seeds)
@@ -397,7 +421,8 @@ def run(
     for path in todo:  # every input loaded and checked before the first fit
         try:
             key = image_key(obs_key, stem(path))
-            loaded[path] = load_problem(protocol, config, path, given.get(stem(path), ""), key)
+            loaded[path] = load_problem(protocol, config, path, given.get(stem(path), ""), key,
+                                        masks.get(stem(path), ""))
         except ValueError as e:
             raise ValueError(f"{stem(path)}: {e}") from None
     start_out_dir(out_dir, settings)

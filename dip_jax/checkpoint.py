@@ -24,6 +24,7 @@ from typing import Any, Optional
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+from absl import logging
 
 from dip_jax import fit as fit_lib
 
@@ -62,6 +63,17 @@ def _to_arrays(tree):
 def save(directory: str, state: fit_lib.FitState, meta: dict, history: Optional[dict] = None) -> int:
     """Write `state` (and `history`) as the checkpoint of its step; keeps the last two."""
     step = int(np.max(state.step))
+    existing = os.path.join(directory, str(step))
+    if os.path.isdir(existing):
+        try:  # a readable checkpoint of this step is this state already (the fit is deterministic in its step)
+            _metadata(directory, step)
+            return step
+        except Exception:  # a damaged one (a save cut short): kept aside, not deleted, and saved anew
+            aside = f"{existing}.damaged"
+            while os.path.exists(aside):
+                aside += "_"
+            os.rename(existing, aside)
+            logging.warning("moved the damaged checkpoint %s to %s", existing, aside)
     history = {k: np.asarray(v) for k, v in (history or {}).items()}
     with _manager(directory, read_only=False) as manager:
         manager.save(
@@ -77,20 +89,41 @@ def save(directory: str, state: fit_lib.FitState, meta: dict, history: Optional[
     return step
 
 
-def latest(directory: str) -> tuple[int, dict]:
-    """(step, metadata) of the newest checkpoint in `directory`, or CheckpointError."""
+def _steps(directory: str) -> list[int]:
+    """The steps saved in `directory`, newest first, or CheckpointError."""
     if not os.path.isdir(directory):
         raise CheckpointError(f"no checkpoint to resume: {directory} does not exist")
     try:
         with _manager(directory, read_only=True) as manager:
-            step = manager.latest_step()
-            if step is None:
-                raise CheckpointError(f"no checkpoint to resume in {directory}")
-            return step, manager.restore(step, args=ocp.args.Composite(metadata=ocp.args.JsonRestore())).metadata
-    except CheckpointError:
-        raise
+            steps = sorted(manager.all_steps(), reverse=True)
     except Exception as e:  # orbax's errors for a damaged folder vary by cause
-        raise CheckpointError(f"cannot read the checkpoint in {directory}: {type(e).__name__}: {e}") from None
+        raise CheckpointError(f"cannot read the checkpoints in {directory}: {type(e).__name__}") from None
+    if not steps:
+        raise CheckpointError(f"no checkpoint to resume in {directory}")
+    return steps
+
+
+def _metadata(directory: str, step: int) -> dict:
+    with _manager(directory, read_only=True) as manager:
+        return manager.restore(step, args=ocp.args.Composite(metadata=ocp.args.JsonRestore())).metadata
+
+
+def latest(directory: str) -> tuple[int, dict]:
+    """(step, metadata) of the newest readable checkpoint in `directory`, or CheckpointError.
+
+    A newest checkpoint whose metadata cannot be read (a save cut short) is skipped with a
+    warning for the one before it.
+    """
+    steps = _steps(directory)
+    for i, step in enumerate(steps):
+        try:
+            return step, _metadata(directory, step)
+        except Exception as e:
+            if i + 1 == len(steps):
+                raise CheckpointError(f"cannot read the checkpoint in {directory}: {type(e).__name__}") from None
+            logging.warning("the checkpoint of step %d in %s is damaged (%s); trying step %d", step, directory,
+                            type(e).__name__, steps[i + 1])
+    raise AssertionError("unreachable")
 
 
 def differences(found: Any, expected: Any, prefix: str = "") -> list[str]:
@@ -118,22 +151,31 @@ def check(directory: str, meta: dict) -> int:
 
 
 def restore(directory: str, template: fit_lib.FitState, meta: dict) -> tuple[fit_lib.FitState, dict]:
-    """(state, history) of the newest checkpoint, checked against `meta` and `template`.
+    """(state, history) of the newest checkpoint that reads whole, checked against `meta` and `template`.
 
     `template` is a state of the same fit (e.g. `fit.init_state`, or its `jax.eval_shape`):
-    it gives the tree structure, shapes, dtypes and the PRNG key type.
+    it gives the tree structure, shapes, dtypes and the PRNG key type. A damaged checkpoint
+    (a file cut short when the process was killed during the save) is skipped, with a
+    warning, for the previous one; CheckpointError when none can be restored.
     """
-    step = check(directory, meta)
+    newest = check(directory, meta)
     arrays = _to_arrays(template)
     abstract = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), arrays)
-    try:
-        with _manager(directory, read_only=True) as manager:
-            restored = manager.restore(
-                step,
-                args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), history=ocp.args.StandardRestore()),
-            )
-    except Exception as e:
-        raise CheckpointError(f"cannot restore the checkpoint in {directory}: {type(e).__name__}: {e}") from None
+    candidates = [s for s in _steps(directory) if s <= newest]
+    for i, step in enumerate(candidates):
+        try:
+            with _manager(directory, read_only=True) as manager:
+                restored = manager.restore(
+                    step,
+                    args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract),
+                                            history=ocp.args.StandardRestore()),
+                )
+            break
+        except Exception as e:
+            if i + 1 == len(candidates):
+                raise CheckpointError(f"cannot restore the checkpoint in {directory}: {type(e).__name__}") from None
+            logging.warning("the checkpoint of step %d in %s is damaged (%s); resuming from step %d instead",
+                            step, directory, type(e).__name__, candidates[i + 1])
 
     def wrap(t, x):
         return jax.random.wrap_key_data(x, impl=jax.random.key_impl(t)) if _is_key(t) else x

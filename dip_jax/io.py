@@ -44,17 +44,65 @@ def to_float(array: np.ndarray) -> np.ndarray:
     return a
 
 
+# PNG colour types (IHDR byte 25) that Pillow reads at 8 bits even when the file has 16: RGB and RGBA.
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_COLOUR_16BIT_TRUNCATED = (2, 6)
+
+
+def _png_16bit_colour(path: str) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(26)
+    return head[:8] == _PNG_SIGNATURE and head[24] == 16 and head[25] in _PNG_COLOUR_16BIT_TRUNCATED
+
+
+def _read_png_16bit(path: str) -> np.ndarray:
+    """A 16-bit RGB(A) PNG at its full depth (pypng; Pillow would return it at 8 bits)."""
+    import png
+
+    width, height, rows, info = png.Reader(filename=path).asDirect()
+    planes = info["planes"]
+    return np.vstack([np.asarray(row, np.uint16) for row in rows]).reshape(height, width, planes)
+
+
+def _read_with_pillow(path: str) -> np.ndarray:
+    """The first frame as a viewer shows it: EXIF orientation applied, CMYK and palettes converted to RGB."""
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as image:
+        image = ImageOps.exif_transpose(image)
+        if image.mode in ("CMYK", "YCbCr", "LAB", "HSV", "P", "PA", "RGBX", "RGBa"):
+            image = image.convert("RGBA" if "A" in image.mode or "transparency" in image.info else "RGB")
+        elif image.mode == "1":
+            image = image.convert("L")
+        return np.asarray(image)
+
+
 def load_image(path: str) -> np.ndarray:
-    """Read an image file as float32 HWC in [0, 1]."""
+    """Read an image file as float32 HWC in [0, 1], as an image viewer shows it, at its full bit depth.
+
+    JPEGs are turned by their EXIF orientation and CMYK ones converted to RGB (Pillow);
+    16-bit PNGs keep their 16 bits (pypng for colour ones, which Pillow reads at 8); TIFFs and
+    other formats Pillow does not read go through imageio (tifffile keeps 16-bit TIFFs whole).
+    """
+    if os.path.isdir(path):
+        raise ImageError(f"{path} is a directory, not an image file")
     if not os.path.isfile(path):
         raise ImageError(f"no such image file: {path}")
     try:
-        array = iio.imread(path)
-    except Exception as e:  # imageio raises many types for unreadable files
-        raise ImageError(f"cannot read {path} as an image: {e}") from None
+        if _png_16bit_colour(path):
+            array = _read_png_16bit(path)
+        elif path.lower().endswith((".tif", ".tiff")):
+            array = iio.imread(path)
+        else:
+            array = _read_with_pillow(path)
+    except Exception as e:  # the readers raise many types for files that are not images
+        raise ImageError(f"cannot read {path} as an image ({type(e).__name__})") from None
     if array.ndim == 4:  # multi-frame files: take the first frame
         array = array[0]
-    return to_float(array)
+    try:
+        return to_float(array)
+    except ImageError as e:
+        raise ImageError(f"{path}: {e}") from None
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:

@@ -9,8 +9,10 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from typing import Optional
 
 import jax
@@ -21,13 +23,100 @@ from dip_jax import io
 from dip_jax.evaluation import base_operator, finite_or_none
 from dip_jax.operators import Inpainting, SuperResolution
 
+# Every run lists the files it wrote here, so that --overwrite removes exactly those and nothing else.
+MANIFEST = ".dip_jax_outputs.json"
 
-def prepare_out_dir(out_dir: str, overwrite: bool) -> None:
-    if os.path.isdir(out_dir) and os.listdir(out_dir) and not overwrite:
-        raise FileExistsError(f"{out_dir} is not empty; pass --overwrite to write into it")
+
+def _files_under(folder: str) -> set[str]:
+    return {os.path.relpath(os.path.join(root, name), folder)
+            for root, _, names in os.walk(folder) for name in names}
+
+
+def _inside(path: str, folder: str) -> bool:
+    path, folder = os.path.realpath(path), os.path.realpath(folder)
+    return os.path.commonpath([path, folder]) == folder
+
+
+def prepare_out_dir(out_dir: str, overwrite: bool, inputs=(), preserve=()) -> set[str]:
+    """Make `out_dir` ready for a run; returns the files it holds that this run must leave alone.
+
+    A non-empty folder is refused unless `overwrite`; with it, the files the previous run wrote (its
+    manifest) are removed and every other file is kept. An input file inside `out_dir` is refused
+    either way: a run never writes where its inputs are. The folder must be writable, checked now
+    rather than after hours of fitting. Files of the previous run under a `preserve` folder (the
+    checkpoints a resumed run continues from) stay, and count as this run's.
+    """
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise FileExistsError(f"{out_dir} exists and is not a directory")
+    for path in inputs:
+        if path and _inside(path, out_dir):
+            raise FileExistsError(f"--out_dir {out_dir} holds the input {path}: write the results to another folder")
+    kept = set()
+    if os.path.isdir(out_dir) and os.listdir(out_dir):
+        if not overwrite:
+            raise FileExistsError(f"{out_dir} is not empty; pass --overwrite to write into it")
+        previous = set()
+        if os.path.isfile(os.path.join(out_dir, MANIFEST)):
+            with open(os.path.join(out_dir, MANIFEST)) as f:
+                previous = set(json.load(f)["files"])
+        ours = {name for name in _files_under(out_dir) if name.split(os.sep)[0] in preserve}
+        for name in previous - ours:
+            path = os.path.join(out_dir, name)
+            if os.path.isfile(path):
+                os.remove(path)
+        for name in os.listdir(out_dir):  # the staging folders of a run killed while writing
+            if name.startswith(".staging-") and os.path.isdir(os.path.join(out_dir, name)):
+                shutil.rmtree(os.path.join(out_dir, name))
+        for root, _, _ in sorted(os.walk(out_dir), reverse=True):  # folders the previous run left empty
+            if root != out_dir and not os.listdir(root):
+                os.rmdir(root)
+        kept = _files_under(out_dir) - {MANIFEST} - ours
     os.makedirs(out_dir, exist_ok=True)
+    probe = os.path.join(out_dir, ".dip_jax_write_test")
+    try:
+        with open(probe, "w"):
+            pass
+        os.remove(probe)
+    except OSError as e:
+        raise OSError(f"cannot write into {out_dir}: {e.strerror}") from None
+    return kept
+
+
+def finish_out_dir(out_dir: str, kept: set[str]) -> list[str]:
+    """Write the manifest: every file under `out_dir` but those `prepare_out_dir` kept; returns the list."""
+    files = sorted(_files_under(out_dir) - kept - {MANIFEST})
+    with open(os.path.join(out_dir, MANIFEST), "w") as f:
+        json.dump({"files": files}, f, indent=1)
+    return files
+
+
+def staging_dir(out_dir: str) -> str:
+    """A fresh folder inside `out_dir` to write one image's files into before `publish` moves them."""
+    return tempfile.mkdtemp(prefix=".staging-", dir=out_dir)
+
+
+def publish(staged: str, dest: str, out_dir: str, kept: set[str]) -> None:
+    """Move the files written in `staged` to `dest` (a folder under `out_dir`), then remove `staged`.
+
+    When `dest` does not exist yet the folder is renamed whole, so the image's results appear at
+    once or not at all. A file that would replace one of `kept` (not written by a dip-jax run)
+    is a FileExistsError before anything moves.
+    """
+    names = _files_under(staged)
+    prefix = os.path.relpath(dest, out_dir)
+    clash = sorted(n for n in names if os.path.normpath(os.path.join(prefix, n)) in kept)
+    if clash:
+        raise FileExistsError(f"{os.path.join(dest, clash[0])} exists and was not written by a dip-jax run: "
+                              "move it away or choose another --out_dir")
+    if not os.path.exists(dest):
+        os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
+        os.rename(staged, dest)
+        return
+    for name in sorted(names):
+        target = os.path.join(dest, name)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        os.replace(os.path.join(staged, name), target)
+    shutil.rmtree(staged)
 
 
 def write_json(path: str, value) -> None:
@@ -36,12 +125,20 @@ def write_json(path: str, value) -> None:
         json.dump(finite_or_none(value), f, indent=2, allow_nan=False)
 
 
-def write_images(out_dir: str, problem, result, ema: bool = True) -> None:
+def write_images(out_dir: str, problem, result, ema: bool = True) -> list[str]:
     """The observation, each output of seed 0 (the single run), the task's extras and, for K > 1, every seed's.
 
-    `result` is an `ensemble.SeedsResult`; `ema` says whether the fit averaged its outputs.
+    `result` is an `ensemble.SeedsResult`; `ema` says whether the fit averaged its outputs. An
+    image with values that are not finite (a diverged fit) is not written: its name is returned.
     """
-    save = lambda name, image: io.save_image(os.path.join(out_dir, name), image)  # noqa: E731
+    not_written = []
+
+    def save(name, image):
+        if not np.all(np.isfinite(np.asarray(image))):
+            not_written.append(name)
+            return
+        io.save_image(os.path.join(out_dir, name), image)
+
     if problem.operator.observed:  # not a placeholder canvas
         save("observation.png", problem.observation)
     save("final.png", result.finals[0])
@@ -69,6 +166,7 @@ def write_images(out_dir: str, problem, result, ema: bool = True) -> None:
         save("es.png", stops.output[0])
         if ema:
             save("es_ema.png", stops.average[0])
+    return not_written
 
 
 def write_history(out_dir: str, history: dict) -> None:

@@ -53,6 +53,18 @@ class ImageProblem:
         return tuple(self.operator.output_shape(self.observation.shape))
 
 
+# The command-line flags that only one task reads.
+TASK_FLAGS = {"mask": "inpaint", "factor": "sr", "jpeg_quality": "jpeg", "flash": "flash", "sigma": "denoise"}
+
+
+def check_task_flags(task: str, given: list[str]) -> None:
+    """ConfigError naming the first flag of `given` that this task does not read (e.g. --mask without inpaint)."""
+    for name in given:
+        if name in TASK_FLAGS and TASK_FLAGS[name] != task:
+            raise ConfigError(f"--{name} is for --task={TASK_FLAGS[name]}, and this run's task is {task}: "
+                              f"drop --{name} or change the task")
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
     if config.task not in TASKS:
         raise ConfigError(f"unknown task {config.task!r}; expected one of {TASKS}")
@@ -86,6 +98,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
         raise ConfigError(f"unknown method {config.method!r}; expected one of {ensemble.METHODS}")
     if config.tv_weight < 0:
         raise ConfigError(f"tv_weight must be >= 0, got {config.tv_weight}")
+    if config.tile < 0 or config.tile_overlap < 0 or (config.tile and config.tile_overlap >= config.tile):
+        raise ConfigError(f"need tile >= 0 and 0 <= tile_overlap < tile, got {config.tile} and {config.tile_overlap}")
     if config.images and config.task in PER_IMAGE_TASKS:
         raise ConfigError(f"--images restores a folder for {sorted(set(TASKS) - set(PER_IMAGE_TASKS))}; "
                           f"{config.task} needs its own mask or flash photo per image")
@@ -184,7 +198,7 @@ def load_mask(config: ml_collections.ConfigDict, image_shape, key: jax.Array):
     if config.mask == "box":
         return jnp.asarray(operators.box_mask(h, w, h // 3, w // 3, h // 3, w // 3))
     mask = _crop(io.load_mask(config.mask), tuple(config.crop))
-    operators.inpainting.check_mask(mask, image_shape)
+    operators.inpainting.check_mask(mask, image_shape, f"the mask {config.mask}")
     return jnp.asarray(mask)
 
 
@@ -345,14 +359,28 @@ def list_images(folder: str) -> list[str]:
     return paths
 
 
-def load_problems(config: ml_collections.ConfigDict, key: jax.Array) -> list[ImageProblem]:
-    """Every image the config restores (a folder's, or one), each with its own observation key."""
+def load_problems(config: ml_collections.ConfigDict, key: jax.Array) -> tuple[list[ImageProblem], list[tuple]]:
+    """Every image the config restores (a folder's, or one), each with its own observation key.
+
+    Returns (problems, failures): in a folder, an image that cannot be read or does not fit the
+    task is a failure, (path, message), and the others are still restored; with one image, or
+    when no image of the folder can be used, the error is raised.
+    """
     paths = list_images(config.images) if config.images else [config.image]
-    problems = [load_problem(config, key if len(paths) == 1 else jax.random.fold_in(key, j), path)
-                for j, path in enumerate(paths)]
+    problems, failures = [], []
+    for j, path in enumerate(paths):
+        try:
+            problems.append(load_problem(config, key if len(paths) == 1 else jax.random.fold_in(key, j), path))
+        except (ValueError, OSError) as e:
+            if not config.images:
+                raise
+            failures.append((path, str(e)))
+    if not problems:
+        raise ValueError(f"no image of {config.images} can be restored: {failures[0][1]}"
+                         + (f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""))
     channels = {p.observation.shape[-1] for p in problems}
     if len(channels) > 1:
         raise ConfigError(f"the images mix channel counts {sorted(channels)}; restore gray and colour apart")
     if config.net == "conv_decoder" and len({p.observation.shape for p in problems}) > 1:
         raise ConfigError("conv_decoder makes one output size: restore a folder of one image size with it")
-    return problems
+    return problems, failures

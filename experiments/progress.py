@@ -106,11 +106,12 @@ class Progress:
 
 
 def quiet_orbax() -> None:
-    """Keep orbax's per-save INFO lines and read-only notices out of the progress log (the CLI's choice)."""
+    """Keep orbax's own log lines out of the progress log (the CLI's choice): its per-save notices, and
+    its errors about a damaged checkpoint, which dip_jax.checkpoint reports in one line of its own."""
     handler = logging.get_absl_handler()
     if not any(getattr(f, "__name__", "") == "_quiet_orbax" for f in handler.filters):
         handler.addFilter(_quiet_orbax)
 
 
 def _quiet_orbax(record) -> bool:
-    return "orbax" not in record.pathname or record.levelno >= 40  # logging.ERROR
+    return "orbax" not in record.pathname or record.levelno >= 50  # logging.CRITICAL

@@ -48,6 +48,8 @@ _NET = flags.DEFINE_string("net", None, "Network name from dip_jax.models.names(
 _EARLY_STOPPING = flags.DEFINE_enum(
     "early_stopping", None, ["none", "wmv", "emv"], "Early-stopping rule (ES-WMV, ES-EMV); see README."
 )
+_TILE = flags.DEFINE_integer("tile", None, "Restore in overlapping tiles of this many pixels a side (0: whole).")
+_TILE_OVERLAP = flags.DEFINE_integer("tile_overlap", None, "Pixels by which neighbouring tiles overlap.")
 _CHECKPOINT_EVERY = flags.DEFINE_integer("checkpoint_every", 0, "Save the fit's state every N steps (0: never).")
 _RESUME = flags.DEFINE_bool("resume", False, "Continue the run in --out_dir from its newest checkpoint.")
 flags.mark_flag_as_required("out_dir")
@@ -68,13 +70,21 @@ def shipped_config(argv):
 
 
 def parse_flags(argv):
-    """absl's flag parsing, with every bad flag or config override reported in one line."""
+    """absl's flag parsing, with every bad flag, config file or config override reported in one line."""
+    from experiments.configs import config_file_error
+
+    argv = shipped_config(argv)
+    for arg in argv:
+        if arg.startswith("--config=") and (error := config_file_error(arg[len("--config="):])):
+            sys.exit(f"restore: error: {error}")
     try:
-        return flags.FLAGS(shipped_config(argv))
+        return flags.FLAGS(argv)
     except flags.Error as e:
         sys.exit(f"restore: error: {e} (pass --helpshort to list the flags)")
     except (AttributeError, KeyError, TypeError, ValueError) as e:  # config overrides of unknown keys
         sys.exit(f"restore: error: bad config override: {e}")
+    except (OSError, SyntaxError) as e:  # a config file absl could not load
+        sys.exit(f"restore: error: cannot load the config: {str(e).splitlines()[0]}")
 
 
 def config_from_flags(config=None):
@@ -83,7 +93,7 @@ def config_from_flags(config=None):
     overrides = (
         ("task", _TASK), ("image", _IMAGE), ("sigma", _SIGMA), ("seed", _SEED), ("seeds", _SEEDS), ("images", _IMAGES),
         ("net", _NET), ("observation", _OBSERVATION), ("clean", _CLEAN), ("mask", _MASK), ("factor", _FACTOR),
-        ("jpeg_quality", _JPEG_QUALITY), ("flash", _FLASH),
+        ("jpeg_quality", _JPEG_QUALITY), ("flash", _FLASH), ("tile", _TILE), ("tile_overlap", _TILE_OVERLAP),
     )
     for field, flag in overrides:
         if flag.value is not None:
@@ -102,12 +112,21 @@ def main(argv):
     dip_jax.configure_xla()  # the library's XLA defaults, before JAX starts
     # Imported here so that --help stays fast and flag errors come before JAX starts.
     from experiments import progress, restore_lib
+    from experiments.problems import TASK_FLAGS, check_task_flags
 
     progress.quiet_orbax()
     try:
-        restore_lib.run(config_from_flags(), _OUT_DIR.value, _OVERWRITE.value,
-                        checkpoint_every=_CHECKPOINT_EVERY.value, resume=_RESUME.value)
-    except (ValueError, OSError) as e:  # bad input: one line, no traceback
+        config = config_from_flags()
+        check_task_flags(config.task, [name for name in TASK_FLAGS if flags.FLAGS[name].present])
+        restore_lib.run(config, _OUT_DIR.value, _OVERWRITE.value, checkpoint_every=_CHECKPOINT_EVERY.value,
+                        resume=_RESUME.value)
+    except restore_lib.Interrupted as e:  # the fit so far is saved: say how to go on
+        print(f"restore: {e}", file=sys.stderr)
+        sys.exit(128 + e.signal)
+    except KeyboardInterrupt:  # before the fit started, or asked twice
+        print("restore: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except (ValueError, OSError, MemoryError, restore_lib.BatchIncomplete) as e:  # one line, no traceback
         sys.exit(f"restore: error: {e}")
 
 

@@ -10,15 +10,21 @@ and `resume` starts the same path from the newest saved state.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import os
+import signal
+import threading
+import time
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from absl import logging
 
-from dip_jax import checkpoint, ensemble, models
+from dip_jax import checkpoint, ensemble, memory, models, tiles
 from dip_jax.evaluation import evaluate
 from dip_jax.restore import code_shape
 from experiments import outputs
@@ -85,11 +91,115 @@ def run_fields(config: ml_collections.ConfigDict, net, problem, progress: Progre
     return out
 
 
+class Interrupted(Exception):
+    """SIGINT or SIGTERM stopped the run; what it had done is saved. `signal` is the signal's number."""
+
+    def __init__(self, message: str, signal_number: int):
+        super().__init__(message)
+        self.signal = signal_number
+
+
+class BatchIncomplete(Exception):
+    """Some images of a folder could not be restored; the others were, and the summary names each failure."""
+
+
+@contextlib.contextmanager
+def interruptible():
+    """While inside, SIGINT and SIGTERM set a flag instead of stopping the process (a second one stops it).
+
+    Yields a function that returns the number of the signal received, or 0. Outside the main
+    thread, where Python cannot install handlers, nothing is caught.
+    """
+    received = []  # (signal, time)
+
+    def handler(signum, frame):
+        if received:
+            if signum == received[0][0] and time.monotonic() - received[0][1] < 1.0:
+                return  # the same signal delivered twice at once (e.g. to the whole process group)
+            raise KeyboardInterrupt  # asked again: stop at once
+        received.append((signum, time.monotonic()))
+        logging.warning("%s received: finishing the current step, then saving the fit so far "
+                        "(send it again to stop at once)", signal.Signals(signum).name)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: 0
+        return
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield lambda: received[0][0] if received else 0
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def tile_problems(config: ml_collections.ConfigDict, problems) -> tuple[list, list]:
+    """(one `tiles.TileGrid` per image, every image's tiles as problems of their own, image by image)."""
+    grids, tiled = [], []
+    for problem in problems:
+        grid = tiles.grid_for(problem.observation.shape, problem.output_shape, config.tile, config.tile_overlap)
+        margin = problem.operator.tile_margin()
+        if grid.overlap < margin and len(grid) > 1:
+            raise ConfigError(f"--tile_overlap={config.tile_overlap} is less than the {margin * grid.scale} pixels "
+                              f"the operator reaches across a tile's border")
+        for i, (window, out_window) in enumerate(zip(grid.windows(), grid.windows(grid.scale), strict=True)):
+            try:
+                operator = problem.operator.tile(window)
+            except NotImplementedError as e:
+                raise ConfigError(f"--tile: {e}") from None
+            tiled.append(dataclasses.replace(
+                problem, name=f"{problem.name} (tile {i + 1} of {len(grid)})", observation=problem.observation[window],
+                operator=operator, clean=None if problem.clean is None else problem.clean[out_window]))
+        grids.append(grid)
+    return grids, tiled
+
+
+def untile(grids, results) -> list:
+    """Each image's result from its tiles' results (in `tile_problems`' order): blended outputs, mean history."""
+    merged, start = [], 0
+    for grid in grids:
+        parts, start = results[start:start + len(grid)], start + len(grid)
+        if any(r is None for r in parts):  # interrupted before these tiles were fitted
+            merged.append(None)
+            continue
+        k = parts[0].finals.shape[0]
+        finals = jnp.stack([tiles.blend(jnp.stack([r.finals[i] for r in parts]), grid) for i in range(k)])
+        emas = jnp.stack([tiles.blend(jnp.stack([r.emas[i] for r in parts]), grid) for i in range(k)])
+        history = {}
+        for name in parts[0].history:
+            stacked = np.stack([np.asarray(r.history[name]) for r in parts])
+            history[name] = stacked.any(axis=0) if stacked.dtype == bool else stacked.mean(axis=0)
+        merged.append(ensemble.SeedsResult(finals=finals, emas=emas, mean=emas.mean(0), std=emas.std(0),
+                                           history=history, state=None))
+    return merged
+
+
+def check_memory(config: ml_collections.ConfigDict, net, fcfg, problems) -> None:
+    """MemoryError, before anything is written, when the largest group of images does not fit the device.
+
+    The estimate compiles the step the fit will run (dip_jax.memory), so it costs no extra time.
+    """
+    shapes = [p.observation.shape for p in problems]
+    largest = max(problems, key=lambda p: p.output_shape[0] * p.output_shape[1])
+    runs = config.seeds * shapes.count(largest.observation.shape)
+    estimate = memory.fit_memory(net, largest.observation.shape, largest.operator, fcfg, runs, method=config.method,
+                                 with_clean=largest.clean is not None)
+    free = memory.available_bytes()
+    h, w, _ = largest.output_shape
+    logging.info("memory: about %s for %d run(s) at %dx%d (%s), %s free", memory.bytes_text(estimate.total_bytes),
+                 runs, h, w, estimate.method, "unknown" if free is None else memory.bytes_text(free))
+    if config.check_memory:
+        memory.check_fits(estimate, free, f"restoring {h}x{w} pixels with {runs} run(s) at once")
+
+
 def write_image(image_dir: str, config, problem, result, row: dict) -> None:
     """Every file of one image: the images, history, plots and metrics.json."""
     os.makedirs(image_dir, exist_ok=True)
     ema = config.fit.ema_decay is not None
-    outputs.write_images(image_dir, problem, result, ema=ema)
+    not_written = outputs.write_images(image_dir, problem, result, ema=ema)
+    if not_written:  # a diverged fit: NaN images are not written, and metrics.json says which
+        row["images_not_written"] = not_written
+        logging.warning("%s: not written, their values are not finite (the fit diverged): %s", problem.name,
+                        ", ".join(not_written))
     if result.history:
         outputs.write_history(image_dir, result.history)
         title = f"{config.task}: {os.path.basename(problem.name)}"
@@ -97,9 +207,18 @@ def write_image(image_dir: str, config, problem, result, row: dict) -> None:
             outputs.plot_history(os.path.join(image_dir, "psnr.png"), {k: v[0] for k, v in result.history.items()},
                                  title, row.get("es_iteration"))
         outputs.plot_loss(os.path.join(image_dir, "loss.png"), {"loss": result.history["loss"][0]}, title)
-    outputs.plot_comparison(os.path.join(image_dir, "comparison.png"), problem, result, row,
-                            restored="ema" if ema else "final")
+    if not not_written:
+        outputs.plot_comparison(os.path.join(image_dir, "comparison.png"), problem, result, row,
+                                restored="ema" if ema else "final")
     outputs.write_json(os.path.join(image_dir, "metrics.json"), row)
+
+
+def input_files(config: ml_collections.ConfigDict, problems) -> list[str]:
+    """Every file the run reads: no output may go where one of them is."""
+    files = [p.path for p in problems] + [config.clean, config.flash, config.blur_kernel]
+    if config.task == "inpaint" and config.mask not in ("bernoulli", "text", "box"):
+        files.append(config.mask)
+    return [f for f in files if f]
 
 
 def run(
@@ -113,28 +232,37 @@ def run(
     """Restore the configured image(s) and write every output into `out_dir`; returns the metrics.
 
     With `config.images` (a folder), each image gets a subfolder of `out_dir` named after it,
-    and `out_dir/metrics.json` holds a row per image. With `checkpoint_every`, the fit's state
-    (all seeds) is saved to `out_dir/checkpoints` every that many steps; `resume` continues
-    from the newest one there (same config apart from num_iter and log_every), giving the
-    same result as a run that never stopped. Checkpoints are for one image.
+    and `out_dir/metrics.json` holds a row per image; an image that cannot be read is reported
+    there and the others are restored (then `BatchIncomplete` is raised at the end). With
+    `checkpoint_every`, the fit's state (all seeds) is saved to `out_dir/checkpoints` every that
+    many steps; `resume` continues from the newest one there (same config apart from num_iter
+    and log_every), giving the same result as a run that never stopped. Checkpoints are for one
+    image. SIGINT or SIGTERM ends the fit after the current step: the state is checkpointed (one
+    image), the outputs so far are written with `"partial": true`, and `Interrupted` is raised.
+    Nothing is written before every input has been read and checked, no input is ever written
+    over, and `overwrite` replaces only what an earlier run wrote (outputs.prepare_out_dir).
     """
     validate(config)
     config = resolve(config)
     if checkpoint_every < 0:
         raise ConfigError(f"checkpoint_every must be >= 0, got {checkpoint_every}")
-    checkpointed = bool(checkpoint_every or resume)
-    if checkpointed and config.images:
-        raise ConfigError("checkpoints and --resume are for one image (any --seeds), not --images")
+    if (checkpoint_every or resume) and (config.images or config.tile):
+        raise ConfigError("checkpoints and --resume are for one image (any --seeds), not --images or --tile")
     fcfg = fit_config(config)
     obs_key, fit_key = jax.random.split(jax.random.key(config.seed))
-    problems = load_problems(config, obs_key)
-    first = problems[0]
+    problems, failures = load_problems(config, obs_key)
+    for path, message in failures:
+        logging.warning("skipping %s: %s", path, message)
+    grids, fitted = tile_problems(config, problems) if config.tile else (None, problems)
+    first = fitted[0]  # with tiles: the first tile, whose shape every tile has
     net = build_net(config, first)
     code = input_config(config, first)
     keys = ensemble.seed_keys(fit_key, config.seeds)
 
+    check_memory(config, net, fcfg, fitted)
+
     checkpoint_dir = os.path.join(out_dir, CHECKPOINTS)
-    meta = checkpoint_metadata(config, first, net) if checkpointed else None
+    meta = checkpoint_metadata(config, first, net) if not config.images else None
     state, previous = None, {}
     if resume:  # checked before anything is written: a bad folder leaves every file as it was
         checkpoint.check(checkpoint_dir, meta)
@@ -142,8 +270,9 @@ def run(
                                           input_image=first.code_image)
         state, previous = checkpoint.restore(checkpoint_dir, template, meta)
         logging.info("resuming from step %d of %s", int(np.max(state.step)), checkpoint_dir)
+        kept = outputs.prepare_out_dir(out_dir, True, input_files(config, problems), preserve=(CHECKPOINTS,))
     else:
-        outputs.prepare_out_dir(out_dir, overwrite)
+        kept = outputs.prepare_out_dir(out_dir, overwrite, input_files(config, problems))
     resumed_from = None if state is None else int(np.max(state.step))
 
     def whole_history(history: dict) -> dict:
@@ -151,12 +280,14 @@ def run(
             return dict(history or previous)
         return {k: np.concatenate([previous[k], np.asarray(history[k])], axis=1) for k in previous}
 
+    def save_checkpoint(state, history):
+        checkpoint.save(checkpoint_dir, state, meta, whole_history(history))
+
     resume_options = {}
     if state is not None:
         resume_options["state"] = state
     if checkpoint_every:
-        resume_options.update(checkpoint_every=checkpoint_every, checkpoint_fn=lambda s, h: checkpoint.save(
-            checkpoint_dir, s, meta, whole_history(h)))
+        resume_options.update(checkpoint_every=checkpoint_every, checkpoint_fn=save_checkpoint)
 
     logging.info(
         "restoring %d image(s) (%s) x %d seed(s) with %s (%d parameters) for %d steps on %s",
@@ -164,31 +295,83 @@ def run(
         config.net, models.num_params(net, code_shape(net, *first.output_shape[:2])), fcfg.num_iter,
         jax.default_backend(),
     )
-    groups = len({p.observation.shape for p in problems})
+    if grids:
+        logging.info("in %d tile(s) of %dx%d pixels overlapping by %d", len(fitted), *first.output_shape[:2],
+                     config.tile_overlap)
+    groups = len({p.observation.shape for p in fitted})
     progress = Progress(fcfg.num_iter, config.log_every, segments=groups, first_step=resumed_from or 0)
-    cleans = [p.clean for p in problems]
-    results = ensemble.fit_images(
-        [p.observation for p in problems], first.operator, net, fcfg, keys, input_config=code,
-        input_image=first.code_image, cleans=None if any(c is None for c in cleans) else cleans,
-        callback=progress, method=config.method, **resume_options,
-    )
-    jax.block_until_ready([r.finals for r in results])
+    cleans = [p.clean for p in fitted]
+    with interruptible() as interrupted:
+        results = ensemble.fit_images(
+            [p.observation for p in fitted], [p.operator for p in fitted] if grids else first.operator, net, fcfg,
+            keys, input_config=code, input_image=first.code_image,
+            cleans=None if any(c is None for c in cleans) else cleans, callback=progress, method=config.method,
+            interrupted=interrupted, **resume_options,
+        )
+        jax.block_until_ready([r.finals for r in results if r is not None])
+        if grids:
+            results = untile(grids, results)
+        signal_number = interrupted()
+        # a signal from here on waits for the files to be written: the results are complete
+        out = write_results(config, out_dir, problems, failures, results, net, progress, kept, fcfg, whole_history,
+                            resumed_from, signal_number, save_checkpoint if meta is not None and not checkpoint_every
+                            else None, grids)
+    if signal_number:
+        rows = out["images"] if config.images else [out]
+        step = max((r.get("steps_run", 0) for r in rows), default=0)
+        done = sum(not r.get("partial", False) for r in rows)
+        how = ("the same command with --resume continues it" if meta is not None
+               else f"{done} of {len(problems)} image(s) finished; rerun the others")
+        raise Interrupted(f"interrupted by {signal.Signals(signal_number).name} at step {step} of {fcfg.num_iter}: "
+                          f"the fit so far is saved in {out_dir} ({how})", signal_number)
+    if failures:
+        raise BatchIncomplete(f"{len(failures)} of {len(failures) + len(problems)} images could not be restored "
+                              f"(listed in {os.path.join(out_dir, 'metrics.json')}): "
+                              + "; ".join(f"{os.path.basename(p)}: {m}" for p, m in failures))
+    return out
 
+
+def write_results(config, out_dir, problems, failures, results, net, progress, kept, fcfg, whole_history,
+                  resumed_from, signal_number, save_checkpoint, grids=None) -> dict:
+    """Score each image and write its files (staged, then moved into place); the run's metrics.
+
+    An image whose fit a signal cut short is marked partial, and its state checkpointed with
+    `save_checkpoint` when given.
+    """
     rows = []
     dirs = image_dirs(out_dir, problems, bool(config.images))
-    for problem, result, image_dir in zip(problems, results, dirs, strict=True):
-        result = result.replace(history=whole_history(result.history))
+    for i, (problem, result, image_dir) in enumerate(zip(problems, results, dirs, strict=True)):
+        if result is None:  # interrupted before its group started
+            continue
+        new_history = result.history  # this call's steps; the checkpoint adds them to the previous ones
+        result = result.replace(history=whole_history(new_history))
         row = {**run_fields(config, net, problem, progress), "image": problem.name,
                "shape": list(problem.observation.shape)}
         if resumed_from is not None:
             row["resumed_from_step"] = resumed_from
         row.update(evaluate(problem.observation, problem.clean, result, problem.operator))
-        write_image(image_dir, config, problem, result, row)
+        if grids:
+            row.update(tile=config.tile, tile_overlap=config.tile_overlap, tiles=len(grids[i]),
+                       seam_ratio=tiles.seam_ratio(result.emas[0], grids[i]))
+        finished = row.get("steps_run", fcfg.num_iter) >= fcfg.num_iter or bool(row.get("es_stopped"))
+        if signal_number and not finished:
+            row.update(partial=True, interrupted_by=signal.Signals(signal_number).name)
+            if save_checkpoint is not None:
+                save_checkpoint(result.state, new_history)
+        staged = outputs.staging_dir(out_dir)
+        write_image(staged, config, problem, result, row)
+        if not config.images:
+            outputs.write_run_files(staged, config)
+        outputs.publish(staged, image_dir, out_dir, kept)
         rows.append(row)
-    out = rows[0] if not config.images else {**run_fields(config, net, first, progress), "images": rows}
+    out = rows[0] if not config.images else {**run_fields(config, net, problems[0], progress), "images": rows}
     if config.images:
-        outputs.write_json(os.path.join(out_dir, "metrics.json"), out)
-    outputs.write_run_files(out_dir, config)
+        out["failed"] = [{"image": path, "error": message} for path, message in failures]
+        staged = outputs.staging_dir(out_dir)
+        outputs.write_json(os.path.join(staged, "metrics.json"), out)
+        outputs.write_run_files(staged, config)
+        outputs.publish(staged, out_dir, out_dir, kept)
+    outputs.finish_out_dir(out_dir, kept)
     for row in rows:
         logging.info("%s: %s", row["image"], json.dumps({k: row[k] for k in row if k.startswith(LOGGED_SCORES)}))
     return out

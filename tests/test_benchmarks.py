@@ -3,6 +3,7 @@
 import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from benchmarks.measure import conv_flops
@@ -40,25 +41,6 @@ def test_conv_flops_counts_1x1_convolutions_run_as_matrix_products():
         assert conv_flops(jax.make_jaxpr(lambda x, w, f=f: conv(x, w, f))(x, w).jaxpr) == forward
         grads = jax.make_jaxpr(jax.grad(lambda x, w, f=f: jnp.sum(conv(x, w, f)), argnums=(0, 1)))(x, w)
         assert conv_flops(grads.jaxpr) == 3 * forward
-
-
-def test_step_memory_counts_the_state_of_every_seed():
-    from conftest import tiny_skip
-
-    from benchmarks.measure import step_memory
-    from dip_jax import fit, inputs
-
-    net = tiny_skip(num_channels_down=(8, 8), num_channels_up=(8, 8), num_channels_skip=(2, 2))
-    one, two = step_memory(net, 1, 16), step_memory(net, 2, 16)
-    # the state is that of a real fit, once per seed
-    state = fit.init_state(net, inputs.noise(jax.random.key(0), 16, 16, 4), fit.FitConfig(backtrack=True),
-                           jax.random.key(1))
-    leaves = [x for x in jax.tree_util.tree_leaves(state) if hasattr(x, "size") and x.dtype != jax.dtypes.prng_key]
-    assert one["state_bytes"] == sum(x.size * x.dtype.itemsize for x in leaves)
-    assert two["state_bytes"] == 2 * one["state_bytes"]
-    for m in (one, two):
-        assert m["argument_bytes"] >= m["state_bytes"] and m["peak_bytes"] >= m["argument_bytes"] + m["temp_bytes"] // 2
-    assert two["temp_bytes"] > one["temp_bytes"]
 
 
 def test_seeds_benchmark_methods_take_the_same_step():
@@ -165,3 +147,19 @@ def test_accelerator_stops_starting_rows_at_the_deadline(tmp_path):
     assert "not measured: deadline" in (tmp_path / "accelerator.md").read_text()
     with pytest.raises(ValueError, match="unknown sections"):
         accelerator.run(plan, str(tmp_path), ["speed", "tpu"], accelerator.Clock(1))
+
+
+def test_stopping_rows_replay_each_patience_and_count_the_time():
+    from benchmarks.measure import stopping_rows
+
+    variances = np.array([np.nan, 5, 4, 3, 2, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10], np.float64)  # valley at iteration 6
+    psnr = np.linspace(20, 34, 15)
+    history = {"es_variance": variances, "psnr_clean": psnr, "psnr_ema_clean": psnr + 1}
+    metrics = {"num_iter": 15, "seconds_per_iter": 1.0, "compile_seconds": 5.0}
+    short, long = stopping_rows("f16", "wmv", metrics, history, [3, 20], averaged=True)
+    assert (short["detection"], short["stop"], short["steps"]) == (6, 9, 9)  # 3 checks without a new minimum
+    assert short["time_fraction"] == pytest.approx((5 + 9) / (5 + 15))
+    assert short["psnr_output_at_detection"] == pytest.approx(psnr[5])
+    assert short["psnr_average_at_detection"] == pytest.approx(psnr[5] + 1)
+    assert short["psnr_fixed_recipe"] == pytest.approx(psnr[-1] + 1)  # the averaged output after the budget
+    assert (long["stop"], long["steps"], long["time_fraction"]) == (None, 15, 1.0)  # never stops: the whole budget

@@ -108,7 +108,8 @@ def test_jpeg_and_deblur_runs(files, tmp_path, task, extra):
 @pytest.mark.parametrize(
     "fields,message",
     [
-        ({"task": "inpaint", "mask": "{d}/small_mask.png", "image": "{d}/clean.png"}, "the mask has shape (32, 64)"),
+        ({"task": "inpaint", "mask": "{d}/small_mask.png", "image": "{d}/clean.png"},
+         "small_mask.png has shape (32, 64)"),
         ({"task": "inpaint", "mask": "{d}/gray_mask.png", "image": "{d}/clean.png"}, "is not binary"),
         ({"task": "inpaint", "image": "{d}/clean.png"}, "needs --mask"),
         ({"task": "sr", "factor": 4, "image": "{d}/odd.png"}, "does not divide the image size 62x64"),

@@ -70,3 +70,47 @@ def test_resize_is_the_originals_get_image():
         np.testing.assert_array_equal(io.resize(photo, size, size), want)
     np.testing.assert_array_equal(io.resize(photo, 64, 64), photo)
     assert io.resize(photo[..., :1], 32, 48).shape == (32, 48, 1)
+
+
+def test_jpegs_are_read_as_viewers_show_them(tmp_path):
+    """EXIF orientation applied; CMYK converted to RGB (not read as RGB + alpha)."""
+    from PIL import Image
+
+    rgb = np.zeros((8, 12, 3), np.uint8)
+    rgb[:4, :, 0] = 255  # red on top
+    rgb[4:, :, 2] = 255  # blue below
+    image = Image.fromarray(rgb)
+    exif = image.getexif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display"
+    image.save(tmp_path / "rotated.jpg", exif=exif, quality=100)
+    x = io.load_image(str(tmp_path / "rotated.jpg"))
+    assert x.shape == (12, 8, 3)  # shown upright: portrait
+    assert x[:, :3, 2].mean() > 0.8 and x[:, -3:, 0].mean() > 0.8  # blue on the left, red on the right
+
+    image.convert("CMYK").save(tmp_path / "cmyk.jpg", quality=100)
+    y = io.load_image(str(tmp_path / "cmyk.jpg"))
+    assert y.shape == (8, 12, 3)
+    np.testing.assert_allclose(y, rgb / 255.0, atol=0.1)
+
+
+def test_16bit_colour_png_keeps_its_16_bits(tmp_path):
+    import png
+
+    a = np.random.default_rng(0).integers(0, 65536, (5, 7, 3)).astype(np.uint16)
+    with open(tmp_path / "rgb16.png", "wb") as f:
+        png.Writer(width=7, height=5, bitdepth=16, greyscale=False).write(f, a.reshape(5, -1))
+    x = io.load_image(str(tmp_path / "rgb16.png"))
+    np.testing.assert_allclose(x, a / 65535.0, rtol=1e-6)  # 8 bits would be off by up to 255/65535
+    assert np.abs(x * 65535 - a).max() < 0.01
+
+
+def test_errors_name_the_file_and_call_a_directory_a_directory(tmp_path):
+    with pytest.raises(io.ImageError, match=f"{tmp_path} is a directory"):
+        io.load_image(str(tmp_path))
+    (tmp_path / "notes.png").write_text("plain text")
+    with pytest.raises(io.ImageError, match="cannot read .*notes.png as an image") as e:
+        io.load_image(str(tmp_path / "notes.png"))
+    assert "plugin" not in str(e.value) and "install" not in str(e.value)
+    iio.imwrite(tmp_path / "float.tif", np.array([[np.nan, 0.5]], np.float32))
+    with pytest.raises(io.ImageError, match="float.tif: the image contains NaN"):
+        io.load_image(str(tmp_path / "float.tif"))

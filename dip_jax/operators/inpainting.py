@@ -20,15 +20,17 @@ import numpy as np
 from dip_jax.operators.base import Operator
 
 
-def check_mask(mask, image_shape) -> None:
-    """ValueError unless `mask` is (H, W, 1) or (H, W, C) for an image of shape (H, W, C)."""
+def check_mask(mask, image_shape, name: str = "the mask") -> None:
+    """ValueError unless `mask` is (H, W, 1) or (H, W, C) for an image of shape (H, W, C) with a known pixel."""
     mask_shape, image_shape = tuple(np.shape(mask)), tuple(image_shape)
     if len(mask_shape) != 3 or mask_shape[:2] != image_shape[:2] or mask_shape[2] not in (1, image_shape[2]):
         raise ValueError(
-            f"the mask has shape {mask_shape[:2]} (H, W) but the image is {image_shape[0]}x{image_shape[1]}"
+            f"{name} has shape {mask_shape[:2]} (H, W) but the image is {image_shape[0]}x{image_shape[1]}"
             if mask_shape[:2] != image_shape[:2]
-            else f"the mask has shape {mask_shape}; expected (H, W, 1) or (H, W, {image_shape[2]})"
+            else f"{name} has shape {mask_shape}; expected (H, W, 1) or (H, W, {image_shape[2]})"
         )
+    if not np.any(np.asarray(mask)):
+        raise ValueError(f"{name} has no known pixel (it is all black): there is nothing to fit")
 
 
 @flax.struct.dataclass
@@ -49,6 +51,11 @@ class Inpainting(Operator):
         check_mask(self.mask, clean.shape)
         del key
         return self.forward(clean)
+
+    def tile(self, window):
+        rows, cols = window
+        return self.replace(mask=self.mask[rows, cols])
+
 
 
 def bernoulli_mask(key: jax.Array, height: int, width: int, keep: float) -> jax.Array:

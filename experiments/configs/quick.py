@@ -3,10 +3,9 @@
     python -m experiments.restore --config=experiments/configs/quick.py --out_dir=/tmp/dip_quick
 
 A 4-level skip net of 32 channels (114,771 parameters) fitted for 600 steps; the rest is
-the paper's denoising recipe. Measured on a 2-core CPU (jax 0.10.2, seed 0): 36 s wall for
-the command (31 s of fit, 9 s of it compilation, 0.035 s per step); the noisy input
-20.94 dB, the last output 26.14 dB, the averaged output (`psnr_ema`) 26.92 dB (SSIM 0.38 ->
-0.74).
+the paper's denoising recipe. Measured on a 2-core CPU (jax 0.10.2, seed 0): the noisy input
+20.94 dB, the last output 26.54 dB, the averaged output (`psnr_ema`) 27.07 dB; 36 s wall for
+the command on a quiet machine (0.035 s per step), 74 s with another job on the other core.
 """
 
 from experiments.configs import common

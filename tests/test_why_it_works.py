@@ -48,8 +48,18 @@ def test_loss_curves_are_single_fits_of_each_target(photo64):
     # the same colours, fitted from the same start: the natural arrangement is fitted faster
     assert curves["image"][-1] < 0.7 * curves["shuffled pixels"][-1]
     numbers = why.curve_numbers(curves)
-    assert numbers["image"] == {"loss_step_1": float(curves["image"][0]), "loss_step_10": float(curves["image"][9]),
-                                "loss_last": float(curves["image"][-1])}
+    image_curve = curves["image"]
+    assert numbers["image"] == {"loss_step_1": float(image_curve[0]), "loss_step_10": float(image_curve[9]),
+                                "loss_last": float(image_curve[-1]),
+                                "steps_to_0.01": why.first_step_below(image_curve, 0.01),
+                                "steps_to_0.002": why.first_step_below(image_curve, 0.002)}
+
+
+def test_first_step_below_counts_from_one():
+    loss = np.array([0.5, 0.2, 0.009, 0.02, 0.001])
+    assert why.first_step_below(loss, 0.01) == 3  # the first at or below, later rises ignored
+    assert why.first_step_below(loss, 0.5) == 1
+    assert why.first_step_below(loss, 1e-4) is None
 
 
 def test_untrained_outputs_are_the_nets_first_outputs():

@@ -14,12 +14,13 @@ steps; the TV baseline 0.01). EfficientNet-Lite0's runs take 300 steps at 0.01.
         --config.features.unit=7 --out_dir=/tmp/dip_am_channel7      # another channel
 
 Measured on the 2-core CPU (seed 0) at 128x128 (`--config.features.input_size="(128, 128)"
---config.features.output_size="(128, 128)"`), 300 steps: the channel's sum over the 8x8 map
-(`unit_value_final`) 1984 with the deep prior, 3802 with the TV prior; both images the
-classifier then calls 794 'shower curtain' (p 0.68 and 0.61). The deep prior's image is a few
-soft magenta blobs with dark rims on cyan (figure.png), the TV prior's a dense texture of
-small arcs in every colour: the TV prior excites the channel twice as much with a pattern no
-photo has.
+--config.features.output_size="(128, 128)"`; the deep prior's net takes 192x192 and more, the
+128x128 deep run predates that check, as in `activation_maximization.py`), 300 steps: the
+channel's sum over the 8x8 map (`unit_value_final`) 1984 with the deep prior, 3802 with the TV
+prior; both images the classifier then calls 794 'shower curtain' (p 0.68 and 0.61). The deep
+prior's image is a few soft magenta blobs with dark rims on cyan (figure.png), the TV prior's
+a dense texture of small arcs in every colour: the TV prior excites the channel twice as much
+with a pattern no photo has.
 """
 
 from experiments.configs import activation_maximization

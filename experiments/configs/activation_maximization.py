@@ -22,30 +22,43 @@ notebook's fc8 and 3100 steps (AlexNet sees 227x227).
     python -m experiments.restore --config=experiments/configs/activation_maximization.py:deep \
         --config.features.unit=goose --out_dir=/tmp/dip_am_goose_deep
 
-Measured on the 2-core CPU (seed 0) at 128x128 (`--config.features.input_size="(128, 128)"
---config.features.output_size="(128, 128)"` on the figures command above, with
-`--config.features.unit=CLASS`), 300 steps; the classifier's probability and rank of the
-class for the saved image (8 bits), and its logit:
+Measured on the 2-core CPU (seed 0, shared with other jobs), 300 steps; the classifier's
+probability and rank of the class for the saved image (8 bits), and its logit. At 192x192, the
+smallest side the deep prior's net takes (its reflection padding needs 3 pixels at the 6th
+level), 7 minutes for the deep prior (1.31 s a step) and 4 for the TV prior (0.72 s):
+
+    python -m experiments.figures --config=experiments/configs/activation_maximization.py \
+        --config.features.input_size="(192, 192)" --config.features.output_size="(192, 192)" \
+        --out_dir=/tmp/dip_am_black_swan192
 
 | class (`unit`) | deep prior | TV prior |
 |---|---|---|
-| black swan (100, the default) | p 1.000, rank 1, logit 49.6 | p 1.000, rank 1, logit 80.1 |
-| goose (99) | p 1.000, rank 1, logit 44.5 | p 1.000, rank 1, logit 77.9 |
-| bullfrog (30) | p 1.000, rank 1, logit 29.0 | p 1.000, rank 1, logit 86.7 |
-| cheeseburger (933) | p 1.000, rank 1, logit 46.8 | p 1.000, rank 1, logit 92.9 |
+| black swan (100, the default) | p 1.000, rank 1, logit 27.2 | p 1.000, rank 1, logit 66.9 |
 
-The config's own sizes (a 224x224 window of a 256x256 output) were not measured on that CPU:
-four times the pixels a step.
+The TV prior (the pixels: any size) at 128x128 (the same command with 128 and
+`--config.features.unit=CLASS --variants=tv`):
+
+| class (`unit`) | TV prior at 128x128 |
+|---|---|
+| black swan (100) | p 1.000, rank 1, logit 80.1 |
+| goose (99) | p 1.000, rank 1, logit 77.9 |
+| bullfrog (30) | p 1.000, rank 1, logit 86.7 |
+| cheeseburger (933) | p 1.000, rank 1, logit 92.9 |
+
+The deep prior was also measured at 128x128, before the driver checked the reflection
+padding (there the deepest level is 2x2, which the original's PyTorch cannot pad; jnp.pad
+reflects repeatedly): the four classes at p 1.000, rank 1 too (logits 49.6, 44.5, 29.0, 46.8).
+The driver refuses that size now. The config's own sizes (a 224x224 window of a 256x256 output)
+were not measured on that CPU.
 
 Both priors make EfficientNet-Lite0 certain within 300 steps; what differs is the image
 (figure.png): the deep prior's is made of smooth regions, textures and edges at the scale of
-objects (a dark, scaly column on green for the swan; brown, cream and green bands for the
-goose; mottled olive skin for the bullfrog; the cheeseburger's, though, is a blue and violet
-landscape: certainty is not likeness), the TV prior's a faint high-frequency texture over
-gray, an adversarial pattern. The paper's
+objects (at 192x192 a dark, scaly column beside a pink and red patch on olive for the swan; at
+128x128 brown, cream and green bands for the goose, mottled olive skin for the bullfrog; the
+cheeseburger's, though, was a blue and violet landscape: certainty is not likeness), the TV
+prior's a faint high-frequency texture over gray, an adversarial pattern. The paper's
 'frog' is the notebook's first class whose names contain it, 30 'bullfrog'; we take whole
-names (`dip_jax.classifiers.class_index`). Steps take 0.58-0.67 s (deep) and 0.32-0.38 s
-(TV) on that CPU at 128x128, shared with other jobs.
+names (`dip_jax.classifiers.class_index`).
 """
 
 from experiments.configs import common

@@ -35,11 +35,14 @@ class Estimate:
     pixels: int  # of the restored image
     state_bytes: int  # one run's state: parameters, optimiser moments, averaged output, ...
     step_bytes: int  # the peak of one compiled call (its arguments, outputs and temporaries)
-    total_bytes: int  # what the fit holds: every run's state and one call's working set
+    total_bytes: int  # what the fit holds: every run's state and inputs, and one call's working set
+    input_bytes: int = 0  # one run's inputs: its code z, observation and clean image
 
     def per_run_bytes(self) -> float:
-        """What one more run adds (its state, sequentially; its share of the vmapped step otherwise)."""
-        return self.state_bytes if self.method == "sequential" else self.total_bytes / self.runs
+        """What one more run adds (its state and inputs, sequentially; its share of the vmapped step otherwise)."""
+        if self.method == "sequential":
+            return self.state_bytes + self.input_bytes
+        return self.total_bytes / self.runs
 
 
 def _peak(compiled) -> int:
@@ -66,15 +69,19 @@ def fit_memory(net, observation_shape, operator: Operator, config: fit_lib.FitCo
     clean = jax.ShapeDtypeStruct((out_h, out_w, observation_shape[-1]), jnp.float32) if with_clean else None
     cfg = fit_lib.step_config(config)
     if method == "sequential":
+        # the runs wait their turn with their state and inputs in memory (the code z is the largest:
+        # 32 channels at the restored size, 10x the image), while one call's working set is live
+        input_bytes = sum(int(math.prod(x.shape)) * 4 for x in (z, observation, clean) if x is not None)
         one, chunk, _ = fit_lib.compiled_steps(problem, cfg, devices[0].platform)
         step = _peak((chunk or one).lower(state, z, observation, operator, clean).compile())
-        return Estimate(runs, method, out_h * out_w, state_bytes, step, runs * state_bytes + step - state_bytes)
+        waiting = (runs - 1) * (state_bytes + input_bytes)
+        return Estimate(runs, method, out_h * out_w, state_bytes, step, step + waiting, input_bytes)
     per_device = math.ceil(runs / len(devices))
     stack = lambda x: jax.ShapeDtypeStruct((per_device, *x.shape), x.dtype)  # noqa: E731
     args = jax.tree_util.tree_map(stack, (state, z, observation))
     clean = None if clean is None else stack(clean)
     one, chunk, _ = ensemble.vmapped_steps(problem, cfg, devices[0].platform, None)
-    step = _peak((chunk or one).lower(*args, operator, clean).compile())
+    step = _peak((chunk or one).lower(*args, operator, clean).compile())  # every run's inputs are its arguments
     return Estimate(runs, method, out_h * out_w, state_bytes, step, step)
 
 

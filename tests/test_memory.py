@@ -2,11 +2,13 @@
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 from conftest import tiny_config, tiny_skip
 from jax import monitoring
 
 from dip_jax import fit, inputs, memory, operators
+from dip_jax.restore import code_shape
 from experiments import restore_lib
 
 CONFIG = fit.FitConfig(backtrack=True)
@@ -24,8 +26,14 @@ def test_the_estimate_counts_the_state_of_every_run():
     leaves = [x for x in jax.tree_util.tree_leaves(state) if not jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)]
     assert one.state_bytes == sum(x.size * x.dtype.itemsize for x in leaves)
     assert one.step_bytes > one.state_bytes and one.total_bytes == one.step_bytes
+    z_bytes = 4 * int(np.prod(code_shape(net, 16, 16)))
+    assert one.input_bytes == z_bytes + 16 * 16 * 3 * 4  # the code and the observation (no clean image)
     three = memory.fit_memory(net, (16, 16, 3), operators.Denoising(25.0), CONFIG, runs=3, method="sequential")
-    assert three.total_bytes == one.total_bytes + 2 * one.state_bytes  # the other runs' states wait in memory
+    # the other runs' states and inputs wait in memory
+    assert three.total_bytes == one.total_bytes + 2 * (one.state_bytes + one.input_bytes)
+    scored = memory.fit_memory(net, (16, 16, 3), operators.Denoising(25.0), CONFIG, runs=1, method="sequential",
+                               with_clean=True)
+    assert scored.input_bytes == one.input_bytes + 16 * 16 * 3 * 4
     vmapped = memory.fit_memory(net, (16, 16, 3), operators.Denoising(25.0), CONFIG, runs=3, method="vmap")
     assert vmapped.total_bytes > 2 * one.step_bytes  # three runs' activations at once
     bigger = memory.fit_memory(net, (32, 32, 3), operators.Denoising(25.0), CONFIG, runs=1, method="sequential")

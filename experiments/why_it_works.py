@@ -12,7 +12,8 @@ one plot) and fit_speed.npz (the curves).
 `untrained`: what randomly initialised nets output for one fixed code z (U(0, 0.1), 32
 channels, the same z and initialisation key for each): hourglass nets (no skips, 128
 channels a level, bilinear upsampling) of depth 1, 3 and 5, and the 5-level skip net
-(`standard`) with bilinear and with nearest upsampling. Writes untrained.png (one row) and
+(`standard`, 128 channels a level too) with bilinear and with nearest upsampling
+(--untrained_width sets the 128, for quick checks). Writes untrained.png (one row) and
 each output's roughness: the mean absolute difference between neighbouring pixels over the
 output's standard deviation (scale-free; a shuffled image scores high, a smooth one low).
 
@@ -63,6 +64,7 @@ _NUM_ITER = flags.DEFINE_integer("num_iter", 2000, "fit_speed: steps per target.
 _LR = flags.DEFINE_float("lr", 0.01, "fit_speed: Adam's learning rate.")
 _SIGMA = flags.DEFINE_float("sigma", 25.0, "fit_speed: std of the noise added to the image, on the [0, 255] scale.")
 _UNTRAINED_SIZE = flags.DEFINE_integer("untrained_size", 256, "untrained: the side of the code and outputs.")
+_UNTRAINED_WIDTH = flags.DEFINE_integer("untrained_width", 128, "untrained: the nets' channels a level.")
 _SEED = flags.DEFINE_integer("seed", 0, "PRNG seed: targets, code and initialisation.")
 flags.mark_flag_as_required("out_dir")
 
@@ -93,7 +95,8 @@ def main(argv):
             metrics["fit_speed"] = {"image": _IMAGE.value or "skimage.data.astronaut", **why_it_works_lib.fit_speed(
                 _OUT_DIR.value, image, key, _NET.value, _NUM_ITER.value, _LR.value, _SIGMA.value)}
         if "untrained" in _EXPERIMENTS.value:
-            metrics["untrained"] = why_it_works_lib.untrained(_OUT_DIR.value, _UNTRAINED_SIZE.value, key)
+            metrics["untrained"] = why_it_works_lib.untrained(_OUT_DIR.value, _UNTRAINED_SIZE.value, key,
+                                                                 _UNTRAINED_WIDTH.value)
     except (ValueError, OSError) as e:
         sys.exit(f"why_it_works: error: {e}")
     outputs.write_json(os.path.join(_OUT_DIR.value, "metrics.json"), metrics)

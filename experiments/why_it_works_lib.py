@@ -42,13 +42,15 @@ def fit_curves(targets: dict, net, config, key) -> dict:
     return {name: jnp.asarray(r.history["loss"][0]) for name, r in zip(targets, results, strict=True)}
 
 
-def untrained_nets(in_channels: int = 32) -> dict:
-    """The nets whose untrained outputs are compared: name -> Linen module."""
-    hourglass = {f"hourglass depth {d}": models.hourglass((128,) * d, num_input_channels=in_channels,
+def untrained_nets(in_channels: int = 32, width: int = 128) -> dict:
+    """The nets whose untrained outputs are compared: name -> Linen module (`width` channels a level, the
+    paper's 128; fewer only to make the nets cheap)."""
+    hourglass = {f"hourglass depth {d}": models.hourglass((width,) * d, num_input_channels=in_channels,
                                                            upsample_mode="bilinear", pad="reflection")
                  for d in (1, 3, 5)}
-    return {**hourglass, "skip depth 5": models.get("standard", input_depth=in_channels),
-            "skip depth 5, nearest": models.get("standard", input_depth=in_channels, upsample_mode="nearest")}
+    skip = dict(input_depth=in_channels, skip_n33d=width, skip_n33u=width)
+    return {**hourglass, "skip depth 5": models.get("standard", **skip),
+            "skip depth 5, nearest": models.get("standard", **skip, upsample_mode="nearest")}
 
 
 def untrained_outputs(nets: dict, z, key) -> dict:
@@ -97,11 +99,11 @@ def fit_speed(out_dir: str, image, key, net_name: str = "standard", num_iter: in
             "curves": curve_numbers(curves)}
 
 
-def untrained(out_dir: str, size: int, key) -> dict:
+def untrained(out_dir: str, size: int, key, width: int = 128) -> dict:
     """untrained.png: each net of `untrained_nets` on one size x size code; their roughness and std."""
     z = inputs.noise(jax.random.fold_in(key, 2), size, size, 32)
-    images = untrained_outputs(untrained_nets(32), z, jax.random.fold_in(key, 3))
+    images = untrained_outputs(untrained_nets(32, width), z, jax.random.fold_in(key, 3))
     scores = {name: {"roughness": roughness(image), "std": float(image.std())} for name, image in images.items()}
     titles = {name: f"{name}\nroughness {score['roughness']:.3f}" for name, score in scores.items()}
     outputs.plot_panels(os.path.join(out_dir, "untrained.png"), [(titles[name], images[name]) for name in images])
-    return {"size": size, "nets": scores}
+    return {"size": size, "width": width, "nets": scores}

@@ -74,6 +74,7 @@ def test_untrained_outputs_are_the_nets_first_outputs():
     assert list(names) == ["hourglass depth 1", "hourglass depth 3", "hourglass depth 5", "skip depth 5",
                            "skip depth 5, nearest"]
     assert [len(n.num_channels_down) for n in names.values()] == [1, 3, 5, 5, 5]
+    assert {n.num_channels_down for n in why.untrained_nets(32, width=8).values()} == {(8,), (8,) * 3, (8,) * 5}
     assert names["skip depth 5, nearest"].upsample_mode == "nearest"
 
 
@@ -88,12 +89,13 @@ def test_command_line(tmp_path):
     r = cli("--out_dir", str(out), "--size=32", "--num_iter=3", "--untrained_size=64", "--net=quick_test_net",
             module="experiments.why_it_works")
     assert r.returncode != 0 and "quick_test_net" in r.stderr  # a bad net name: one line
-    r = cli(f"--out_dir={out}", "--size=64", "--num_iter=3", "--untrained_size=64", "--net=snail",
-            module="experiments.why_it_works")
+    # the smallest nets that run: a 2-level skip net fitted at 32x32, the untrained nets 8 channels wide
+    r = cli(f"--out_dir={out}", "--size=32", "--num_iter=3", "--untrained_size=64", "--untrained_width=8",
+            "--net=skip_depth2", module="experiments.why_it_works")
     assert r.returncode == 0, r.stderr[-2000:]
     for name in ("fit_speed.png", "fit_speed.npz", "untrained.png", "metrics.json"):
         assert (out / name).is_file(), name
     m = json.loads((out / "metrics.json").read_text())
     assert set(m["fit_speed"]["curves"]) == {"image", "image + noise", "shuffled pixels", "U(0, 1) noise"}
-    assert set(m["untrained"]["nets"]) == set(why.untrained_nets())
+    assert set(m["untrained"]["nets"]) == set(why.untrained_nets()) and m["untrained"]["width"] == 8
     assert np.load(out / "fit_speed.npz")["image"].shape == (3,)

@@ -28,12 +28,24 @@ from dip_jax import checkpoint, ensemble, memory, models, tiles
 from dip_jax.evaluation import evaluate
 from dip_jax.restore import code_shape
 from experiments import outputs
-from experiments.problems import ConfigError, build_net, fit_config, input_config, load_problems, resolve, validate
+from experiments.problems import (
+    FEATURE_TASKS,
+    ConfigError,
+    build_net,
+    describe_unit,
+    fit_config,
+    input_config,
+    load_problems,
+    resolve,
+    validate,
+)
 from experiments.progress import Progress
 
 # Config fields a resumed run may change: how long it runs and how often it logs.
 RESUMABLE_CHANGES = (("fit", "num_iter"), ("log_every",))
 CHECKPOINTS = "checkpoints"
+# metrics.json entries the last log line repeats (a task's own scores among them)
+LOGGED_SCORES = ("psnr", "seconds", "target_", "feature_", "top1_")
 
 
 def checkpoint_metadata(config: ml_collections.ConfigDict, problem, net) -> dict:
@@ -70,8 +82,10 @@ def run_fields(config: ml_collections.ConfigDict, net, problem, progress: Progre
         out["sigma"] = float(config.sigma)
     if config.task == "sr":
         out["factor"] = int(config.factor)
+    if config.task in FEATURE_TASKS:
+        out.update(describe_unit(problem.operator))
     if config.tv_weight:
-        out["tv_weight"] = float(config.tv_weight)
+        out.update(tv_weight=float(config.tv_weight), tv_beta=float(config.tv_beta))
     if progress.diverged_at is not None:
         out["diverged_at_step"] = progress.diverged_at
     return out
@@ -194,8 +208,11 @@ def write_image(image_dir: str, config, problem, result, row: dict) -> None:
                         ", ".join(not_written))
     if result.history:
         outputs.write_history(image_dir, result.history)
-        outputs.plot_history(os.path.join(image_dir, "psnr.png"), {k: v[0] for k, v in result.history.items()},
-                             f"{config.task}: {os.path.basename(problem.name)}", row.get("es_iteration"))
+        title = f"{config.task}: {os.path.basename(problem.name)}"
+        if "psnr_obs" in result.history:
+            outputs.plot_history(os.path.join(image_dir, "psnr.png"), {k: v[0] for k, v in result.history.items()},
+                                 title, row.get("es_iteration"))
+        outputs.plot_loss(os.path.join(image_dir, "loss.png"), {"loss": result.history["loss"][0]}, title)
     if not not_written:
         restored = "ema" if ema else "final"
         if config.fit.stop_at_detection and row.get("es_iteration"):  # stopped by itself: its result is the detection's
@@ -364,5 +381,5 @@ def write_results(config, out_dir, problems, failures, results, net, progress, k
         outputs.publish(staged, out_dir, out_dir, kept)
     outputs.finish_out_dir(out_dir, kept)
     for row in rows:
-        logging.info("%s: %s", row["image"], json.dumps({k: row[k] for k in row if k.startswith(("psnr", "seconds"))}))
+        logging.info("%s: %s", row["image"], json.dumps({k: row[k] for k in row if k.startswith(LOGGED_SCORES)}))
     return out

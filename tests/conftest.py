@@ -31,9 +31,11 @@ import dip_jax  # noqa: E402
 
 dip_jax.configure_xla()  # the library's XLA defaults, before JAX starts, as the apps set them
 
+import flax.struct  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
 from dip_jax import models  # noqa: E402
+from dip_jax.operators import Operator  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -112,6 +114,16 @@ def tiny_config(**fields):
     return config
 
 
+def feature_config(task: str, **fields):
+    """A tiny feature-task config (invert, activation): TINY_CONFIG's net, EfficientNet-Lite0 seeing the
+    top-left 64x64 of a 72x72 output (it pools globally, so any size works), a few steps, no averaging."""
+    base = {"task": task, "features.input_size": (64, 64), "features.output_size": (72, 72), "fit.num_iter": 8,
+            "fit.backtrack": False, "fit.ema_decay": None, "fit.reg_noise_std": 0.0}
+    if task == "activation":
+        base["features.unit"] = "goose"
+    return tiny_config(**{**base, **fields})
+
+
 @pytest.fixture(scope="session")
 def tiny_config_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("cfg") / "tiny.py"
@@ -163,3 +175,20 @@ class FakeTorchModule:
         from dip_jax.classifiers import pth
 
         return pth._Global(*self.class_path.rsplit(".", 1)), (), self.state
+
+
+@flax.struct.dataclass
+class Brightness(Operator):
+    """A made-up task without an observation (as activation maximisation's canvas), with scores of its own: it
+    drives the mean up; its scores are the mean and the brightest value's flat index."""
+
+    observed = False
+
+    def forward(self, x):
+        return x
+
+    def data_term(self, x, y):
+        return -jnp.mean(x)
+
+    def scores(self, x, y):
+        return {"mean": jnp.mean(x), "argmax": jnp.argmax(x)}

@@ -163,3 +163,19 @@ def test_stopping_rows_replay_each_patience_and_count_the_time():
     assert short["psnr_average_at_detection"] == pytest.approx(psnr[5] + 1)
     assert short["psnr_fixed_recipe"] == pytest.approx(psnr[-1] + 1)  # the averaged output after the budget
     assert (long["stop"], long["steps"], long["time_fraction"]) == (None, 15, 1.0)  # never stops: the whole budget
+
+
+def test_time_to_result_stops_where_the_rule_does():
+    """dip-jax's two rows on a tiny fit: the fixed budget runs every step, the self-stopping run ends
+    `patience` steps after its detection and is scored on the image kept there."""
+    from conftest import tiny_config
+
+    from benchmarks import time_to_result
+
+    rows = time_to_result.dip_jax_rows(tiny_config(**{"fit.num_iter": 200, "fit.es_window": 5}), "emv", 3)
+    fixed, stopping = rows
+    assert fixed["steps"] == 200 and fixed["es_iteration"] is None
+    assert stopping["es_iteration"] >= 5 and stopping["steps"] == stopping["es_iteration"] + 3 < 200
+    assert np.isfinite(fixed["psnr"]) and np.isfinite(stopping["psnr"]) and fixed["seconds"] > 0
+    assert time_to_result.result_psnr({"es_iteration": 7, "psnr_ema_es": 1.0, "psnr_ema": 2.0}, True) == 1.0
+    assert time_to_result.result_psnr({"psnr_final": 3.0, "psnr_ema": 2.0}, False) == 3.0

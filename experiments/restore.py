@@ -49,7 +49,21 @@ _EARLY_STOPPING = flags.DEFINE_enum(
     "early_stopping", None, ["none", "wmv", "emv"], "Early-stopping rule (ES-WMV, ES-EMV); see README."
 )
 _CHECKPOINT_EVERY = flags.DEFINE_integer("checkpoint_every", 0, "Save the fit's state every N steps (0: never).")
-_RESUME = flags.DEFINE_bool("resume", False, "Continue the run in --out_dir from its newest checkpoint.")
+_RESUME = flags.DEFINE_bool(
+    "resume", False, "Continue the run in --out_dir: from its newest checkpoint (one image), or, with --images, "
+    "restoring only the images not finished there.")
+_SHARD = flags.DEFINE_string(
+    "shard", None, "With --images: restore share i of N of the folder (i/N, 0 <= i < N), or the share of this "
+    "task of a Slurm job array (slurm). Default: jax.distributed's process index and count (--distributed).")
+_SUMMARIZE = flags.DEFINE_bool(
+    "summarize", False, "Only write the summary of the folder run in --out_dir (metrics.json, ...) from the images "
+    "finished there, e.g. when a share will not finish.")
+_DISTRIBUTED = flags.DEFINE_bool(
+    "distributed", False, "Call jax.distributed.initialize() first: one process per host (or device), which "
+    "finds its place itself on Slurm (srun), Open MPI and TPU pods, or from the three flags below.")
+_COORDINATOR = flags.DEFINE_string("coordinator_address", None, "--distributed: host:port of process 0.")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "--distributed: how many processes in all.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "--distributed: this process's index (0: the coordinator).")
 flags.mark_flag_as_required("out_dir")
 
 
@@ -109,15 +123,24 @@ def main(argv):
 
     dip_jax.configure_xla()  # the library's XLA defaults, before JAX starts
     # Imported here so that --help stays fast and flag errors come before JAX starts.
-    from experiments import progress, restore_lib
+    from experiments import progress, restore_lib, shards
     from experiments.problems import TASK_FLAGS, check_task_flags
 
     progress.quiet_orbax()
     try:
+        if _SUMMARIZE.value:
+            summary = restore_lib.summarize(_OUT_DIR.value)
+            print(f"restore: {len(summary['images'])} image(s) in {_OUT_DIR.value}/metrics.json"
+                  + "".join(f", {len(summary[k])} {k.replace('_', ' ')}" for k in ("failed", "unfinished",
+                                                                                  "shards_missing") if summary.get(k)))
+            return
         config = config_from_flags()
         check_task_flags(config.task, [name for name in TASK_FLAGS if flags.FLAGS[name].present])
+        shard = shards.parse_shard(_SHARD.value) if _SHARD.value else None
+        if _DISTRIBUTED.value:
+            shards.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
         restore_lib.run(config, _OUT_DIR.value, _OVERWRITE.value, checkpoint_every=_CHECKPOINT_EVERY.value,
-                        resume=_RESUME.value)
+                        resume=_RESUME.value, shard=shard)
     except restore_lib.Interrupted as e:  # the fit so far is saved: say how to go on
         print(f"restore: {e}", file=sys.stderr)
         sys.exit(128 + e.signal)

@@ -8,7 +8,6 @@ import os
 import sys
 
 import numpy as np
-import pytest
 from conftest import free_port, start_processes
 
 SEEDS_WORKER = """

@@ -1,6 +1,6 @@
 r"""Seconds per DIP iteration: dip-jax against the original PyTorch code, side by side in one process.
 
-    pip install torch==2.13.0          # not a dependency of dip-jax: only this benchmark needs it
+    pip install torch==2.13.0          # not a dependency of dip-jax: only this and benchmarks.parity need it
     git clone https://github.com/DmitryUlyanov/deep-image-prior /tmp/dip_ref
     python -m benchmarks.compare_pytorch --reference_dir=/tmp/dip_ref --sizes=256,512 --steps=3 --repeats=3
 
@@ -19,13 +19,13 @@ threads (all cores by default), XLA all cores too.
 
 import json
 import statistics
-import sys
 
 import jax
 from absl import app, flags
 
 import dip_jax
 from benchmarks.measure import advancing, benchmark_net, seconds_per_call, seeds_stepper
+from benchmarks.reference import import_reference
 from dip_jax import models
 
 _REFERENCE_DIR = flags.DEFINE_string("reference_dir", None, "A checkout of DmitryUlyanov/deep-image-prior.",
@@ -43,10 +43,8 @@ def torch_stepper(reference_dir: str, size: int):
     """The notebook's closure + optimizer.step() on the original's net: (step function, torch module)."""
     import torch
 
-    sys.path.insert(0, reference_dir)
-    from models import get_net  # the original's package
-
     torch.manual_seed(0)
+    get_net = import_reference(reference_dir).get_net  # the original's `models` package
     net = get_net(32, "skip", "reflection", upsample_mode="bilinear", skip_n33d=128, skip_n33u=128, skip_n11=4,
                   num_scales=5)
     net_input = torch.rand(1, 32, size, size) * 0.1

@@ -13,7 +13,7 @@ import jax.extend.core
 import jax.numpy as jnp
 import numpy as np
 
-from dip_jax import ensemble, fit, memory, models, operators
+from dip_jax import ensemble, fit, memory, models, operators, stopping
 from dip_jax.restore import InputConfig
 
 
@@ -163,3 +163,23 @@ def conv3x3_winograd(x: jax.Array, w: jax.Array) -> jax.Array:
     y = jnp.stack([r[:, 0] + r[:, 1] + r[:, 2], r[:, 1] - r[:, 2] - r[:, 3]], axis=1)  # and columns
     y = jnp.transpose(y, (2, 0, 3, 1, 4)).reshape(2 * th, 2 * tw, -1)
     return y[None, :out_h, :out_w]
+
+
+def stopping_rows(figure: str, rule: str, metrics: dict, history: dict, patiences, averaged: bool) -> list[dict]:
+    """What stopping by itself with each patience would have given, from one fit that ran on."""
+    num_iter = metrics["num_iter"]
+    per_step, compile_s = metrics["seconds_per_iter"], metrics["compile_seconds"]
+    fixed = float(history["psnr_ema_clean" if averaged else "psnr_clean"][-1])
+    rows = []
+    for patience in patiences:
+        detected, stop = stopping.replay(history["es_variance"], patience)
+        steps = stop or num_iter
+        rows.append({
+            "figure": figure, "rule": rule, "patience": patience, "detection": detected, "stop": stop,
+            "steps": steps, "num_iter": num_iter, "time_fraction": (compile_s + steps * per_step)
+            / (compile_s + num_iter * per_step),
+            "psnr_output_at_detection": float(history["psnr_clean"][detected - 1]) if detected else None,
+            "psnr_average_at_detection": float(history["psnr_ema_clean"][detected - 1]) if detected else None,
+            "psnr_fixed_recipe": fixed, "fixed_is_average": averaged,
+        })
+    return rows

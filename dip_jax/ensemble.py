@@ -94,11 +94,16 @@ def _stack(trees):
     return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *trees)
 
 
-def _sequential(fn: Callable, k: int) -> Callable:
+def _run_operator(operator, i: int, per_run: bool):
+    return jax.tree_util.tree_map(lambda x: x[i], operator) if per_run else operator
+
+
+def _sequential(fn: Callable, k: int, per_run_operator: bool = False) -> Callable:
     """Apply a single-run step to each of k runs in turn; metrics gain a trailing run axis."""
 
     def step(states, zs, observations, operator, cleans):
-        out = [fn(states[i], zs[i], observations[i], operator, None if cleans is None else cleans[i]) for i in range(k)]
+        out = [fn(states[i], zs[i], observations[i], _run_operator(operator, i, per_run_operator),
+                  None if cleans is None else cleans[i]) for i in range(k)]
         new_states = [s for s, _ in out]
         metrics = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs, axis=-1), *[m for _, m in out])
         return new_states, metrics
@@ -108,15 +113,16 @@ def _sequential(fn: Callable, k: int) -> Callable:
 
 @functools.lru_cache(maxsize=16)
 def vmapped_steps(problem: fit_lib.Problem, config: fit_lib.FitConfig, backend: Optional[str],
-                   devices: Optional[tuple] = None):
+                   devices: Optional[tuple] = None, per_run_operator: bool = False):
     """Jitted steps vmapped over runs; chunk metrics come out (n, K) like single-step ones (K,).
 
     With several devices, each device runs the vmapped step on its own slice of the runs
     (`shard_map` over a 1-D mesh). Leaving the split to XLA's SPMD partitioner instead fails
     on this CPU: it splits the grouped convolutions that vmap makes across devices and
     rejects the result ("output feature dimension ... divisible by feature_group_count").
+    With `per_run_operator`, the operator's arrays have a leading run axis (a mask per tile).
     """
-    axes = (0, 0, 0, None, 0)
+    axes = (0, 0, 0, 0 if per_run_operator else None, 0)
     step = functools.partial(fit_lib.train_step, problem=problem, config=config)
     n = fit_lib.steps_per_call(config, backend)
     multi = functools.partial(fit_lib.multi_step, problem=problem, config=config, num_steps=n)
@@ -131,7 +137,7 @@ def vmapped_steps(problem: fit_lib.Problem, config: fit_lib.FitConfig, backend: 
     if devices is not None:
         mesh = Mesh(np.array(devices), ("runs",))
         runs = PartitionSpec("runs")
-        specs = (runs, runs, runs, PartitionSpec(), runs)
+        specs = (runs, runs, runs, runs if per_run_operator else PartitionSpec(), runs)
         one_fn = jax.shard_map(one_fn, mesh=mesh, in_specs=specs, out_specs=(runs, runs))
         chunk_fn = jax.shard_map(chunk_fn, mesh=mesh, in_specs=specs,
                                  out_specs=(runs, PartitionSpec(None, "runs")))
@@ -241,6 +247,7 @@ def prepare_runs(
     method: str = "auto",
     devices: Optional[Sequence] = None,
     state: Optional[fit_lib.FitState] = None,
+    per_run_operator: bool = False,
 ) -> Runs:
     """The initial (or given, stacked) state of K runs and their compiled steps; see `fit_runs`."""
     k = int(keys.shape[0])
@@ -258,7 +265,8 @@ def prepare_runs(
     zs = jnp.asarray(zs, jnp.float32)
     observations = jnp.asarray(observations, jnp.float32)
     cleans = None if cleans is None else jnp.asarray(cleans, jnp.float32)
-    fit_lib.check_shapes(net, problem, zs[0], observations[0], operator, None if cleans is None else cleans[0], keys[0])
+    fit_lib.check_shapes(net, problem, zs[0], observations[0], _run_operator(operator, 0, per_run_operator),
+                         None if cleans is None else cleans[0], keys[0])
     init = functools.partial(fit_lib.initial_state, net, config=config, problem=problem)
     render = functools.partial(fit_lib.render_final, problem=problem, config=config)
     cfg = fit_lib.step_config(config)
@@ -275,17 +283,19 @@ def prepare_runs(
             render_one = fit_lib.compile_once(render, states[0], zs[0])
             return jnp.stack([render_one(states[i], zs[i]) for i in range(k)])
 
-        return Runs(method, k, states, _sequential(one, k), None if chunk is None else _sequential(chunk, k), n,
+        return Runs(method, k, states, _sequential(one, k, per_run_operator),
+                    None if chunk is None else _sequential(chunk, k, per_run_operator), n,
                     (zs, observations, operator, cleans), render_k)
 
     k_padded = -(-k // len(devices)) * len(devices)
-    run_args = _pad_runs((zs, observations, keys, cleans), k_padded)
+    run_args = _pad_runs((zs, observations, keys, cleans, operator if per_run_operator else None), k_padded)
     if state is not None:
         state = _pad_runs(state, k_padded)
     mesh = Mesh(np.array(devices), ("runs",)) if len(devices) > 1 else None
     if mesh is not None:
         run_args, state = _shard((run_args, state), mesh)
-    zs_p, obs_p, keys_p, cleans_p = run_args
+    zs_p, obs_p, keys_p, cleans_p, operator_p = run_args
+    operator_p = operator_p if per_run_operator else operator
     init_v, render_v = jax.vmap(init), jax.vmap(render)
     if mesh is not None:  # each device on its own runs, as the steps (see vmapped_steps)
         runs = PartitionSpec("runs")
@@ -293,8 +303,9 @@ def prepare_runs(
         render_v = jax.shard_map(render_v, mesh=mesh, in_specs=(runs, runs), out_specs=runs)
     if state is None:
         state = fit_lib.compile_once(init_v, zs_p, keys_p)(zs_p, keys_p)
-    one, chunk, n = vmapped_steps(problem, cfg, devices[0].platform, tuple(devices) if mesh is not None else None)
-    return Runs(method, k, state, one, chunk, n, (zs_p, obs_p, operator, cleans_p),
+    one, chunk, n = vmapped_steps(problem, cfg, devices[0].platform, tuple(devices) if mesh is not None else None,
+                                  per_run_operator)
+    return Runs(method, k, state, one, chunk, n, (zs_p, obs_p, operator_p, cleans_p),
                 lambda s: fit_lib.compile_once(render_v, s, zs_p)(s, zs_p)[:k], mesh)
 
 
@@ -315,6 +326,7 @@ def fit_runs(
     checkpoint_every: int = 0,
     checkpoint_fn: Optional[Callable] = None,
     interrupted: Optional[Callable[[], bool]] = None,
+    per_run_operator: bool = False,
 ) -> RunsResult:
     """Fit K runs of one shape: zs (K, 1, H, W, C), observations (K, ...), keys (K,).
 
@@ -324,9 +336,11 @@ def fit_runs(
     steps as (K, T) arrays; save it inside the call (the state is donated to the next step).
     `interrupted()`, checked after every compiled call, ends the fit early when true (a signal
     handler's flag): the result is the state reached, its history as long as the steps taken.
+    With `per_run_operator`, `operator`'s arrays have a leading axis of the K runs (one mask per
+    tile of an image, say), its static fields shared.
     """
     runs = prepare_runs(net, zs, observations, operator, config, keys, cleans=cleans, crop=crop, method=method,
-                        devices=devices, state=state)
+                        devices=devices, state=state, per_run_operator=per_run_operator)
     # with stop_at_detection, steps after a run's stop leave it as it was; the loop ends when all have stopped
     rule_stopped = None
     if config.stop_at_detection and config.early_stopping != "none":
@@ -426,7 +440,7 @@ def fit_seeds(
 
 def fit_images(
     observations: Sequence[jax.Array],
-    operator: Operator,
+    operator,
     net,
     config: fit_lib.FitConfig,
     keys: jax.Array,
@@ -448,8 +462,13 @@ def fit_images(
     on which other images were in the call. `resume_options` (`state`, `checkpoint_every`,
     `checkpoint_fn`; see `fit_runs`) need the whole call to be one fit: one image, one chunk.
     Once `interrupted()` is true the fit in progress ends (see `fit_runs`) and no other starts:
-    the images of groups not started are None.
+    the images of groups not started are None. `operator` is one operator for every image, or a
+    sequence of one per image (the tiles of a large image, each with its part of a mask).
     """
+    per_image_operators = isinstance(operator, (list, tuple))
+    if per_image_operators and len(operator) != len(observations):
+        raise ValueError(f"{len(operator)} operators for {len(observations)} observations")
+    operator_of = (lambda i: operator[i]) if per_image_operators else (lambda i: operator)  # noqa: E731
     observations = [jnp.asarray(o, jnp.float32) for o in observations]
     if cleans is not None and len(cleans) != len(observations):
         raise ValueError(f"{len(cleans)} clean images for {len(observations)} observations")
@@ -473,7 +492,7 @@ def fit_images(
     for shape, members in groups.items():
         if interrupted is not None and interrupted():
             break
-        out_h, out_w, _ = operator.output_shape(shape)
+        out_h, out_w, _ = operator_of(members[0]).output_shape(shape)
         zs, fit_keys, crop = codes(keys, net, out_h, out_w, input_config, input_image)
         per_image: dict[int, list[RunsResult]] = {i: [] for i in members}
         for start in range(0, k, chunk):
@@ -488,9 +507,12 @@ def fit_images(
             run_clean = None
             if cleans is not None:
                 run_clean = jnp.stack([jnp.asarray(cleans[i], jnp.float32) for i in members for _ in range(kk)])
-            runs = fit_runs(net, run_z, run_obs, operator, config, run_keys, cleans=run_clean, crop=crop,
+            run_operator = operator
+            if per_image_operators:  # one per run, stacked: image-major like the runs
+                run_operator = _stack([operator[i] for i in members for _ in range(kk)])
+            runs = fit_runs(net, run_z, run_obs, run_operator, config, run_keys, cleans=run_clean, crop=crop,
                             method=method, devices=devices, callback=callback, interrupted=interrupted,
-                            **resume_options)
+                            per_run_operator=per_image_operators, **resume_options)
             for j, i in enumerate(members):
                 part = jax.tree_util.tree_map(lambda x, j=j, kk=kk: x[j * kk : (j + 1) * kk], runs)
                 per_image[i].append(part)

@@ -131,7 +131,7 @@ def check_fits(estimate: Estimate, available: Optional[int], what: str) -> None:
             hints.append(f"{fit_runs} run(s) at once fit (--config.seeds_per_chunk={fit_runs})")
     side = largest_side(estimate, available)
     if side:
-        hints.append(f"an image of at most {side}x{side} pixels fits")
+        hints.append(f"tiles of at most {side}x{side} pixels fit (--tile={side})")
     if jax.default_backend() != "cpu":
         hints.append("--config.remat=True saves activations on accelerators")
     raise MemoryError(f"{what} needs about {estimate.total_bytes / GB:.1f} GB (XLA's estimate of one step on "

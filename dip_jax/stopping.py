@@ -27,11 +27,13 @@ per seed under `jax.vmap` (no Python control flow on traced values).
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+import math
+from typing import Any, Callable, NamedTuple, Optional
 
 import flax.struct
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 RULES = ("none", "wmv", "emv")
 
@@ -146,3 +148,24 @@ def get(name: str, *, window: int = 100, patience: int = 1000, emv_decay: float 
     if name == "emv":
         return emv(emv_decay, patience, warmup=window)
     raise ValueError(f"early_stopping must be one of {RULES}, got {name!r}")
+
+
+def replay(variances, patience: int) -> tuple[int, Optional[int]]:
+    """The rule's decisions from a fit's `es_variance` history, for any patience: (detection, stop).
+
+    Both are 1-based iterations; the detection is 0 when no check was made, the stop None when
+    the patience did not run out within the history. The rule's own state in a fit gives the
+    same detection for the fit's patience (tested); replaying a history from a fit that ran on
+    tells what a smaller patience would have done, and when the fit would then have ended.
+    """
+    best, detected, wait = math.inf, 0, 0
+    for t, v in enumerate(np.asarray(variances, np.float64)):
+        if np.isnan(v):
+            continue
+        if v < best:
+            best, detected, wait = v, t + 1, 0
+        else:
+            wait += 1
+            if wait >= patience:
+                return detected, t + 1
+    return detected, None

@@ -94,6 +94,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
         raise ConfigError(f"unknown method {config.method!r}; expected one of {ensemble.METHODS}")
     if config.tv_weight < 0:
         raise ConfigError(f"tv_weight must be >= 0, got {config.tv_weight}")
+    if config.tile < 0 or config.tile_overlap < 0 or (config.tile and config.tile_overlap >= config.tile):
+        raise ConfigError(f"need tile >= 0 and 0 <= tile_overlap < tile, got {config.tile} and {config.tile_overlap}")
     if config.images and config.task in PER_IMAGE_TASKS:
         raise ConfigError(f"--images restores a folder for {sorted(set(TASKS) - set(PER_IMAGE_TASKS))}; "
                           f"{config.task} needs its own mask or flash photo per image")

@@ -48,6 +48,8 @@ _NET = flags.DEFINE_string("net", None, "Network name from dip_jax.models.names(
 _EARLY_STOPPING = flags.DEFINE_enum(
     "early_stopping", None, ["none", "wmv", "emv"], "Early-stopping rule (ES-WMV, ES-EMV); see README."
 )
+_TILE = flags.DEFINE_integer("tile", None, "Restore in overlapping tiles of this many pixels a side (0: whole).")
+_TILE_OVERLAP = flags.DEFINE_integer("tile_overlap", None, "Pixels by which neighbouring tiles overlap.")
 _CHECKPOINT_EVERY = flags.DEFINE_integer("checkpoint_every", 0, "Save the fit's state every N steps (0: never).")
 _RESUME = flags.DEFINE_bool(
     "resume", False, "Continue the run in --out_dir: from its newest checkpoint (one image), or, with --images, "
@@ -105,7 +107,7 @@ def config_from_flags():
     overrides = (
         ("task", _TASK), ("image", _IMAGE), ("sigma", _SIGMA), ("seed", _SEED), ("seeds", _SEEDS), ("images", _IMAGES),
         ("net", _NET), ("observation", _OBSERVATION), ("clean", _CLEAN), ("mask", _MASK), ("factor", _FACTOR),
-        ("jpeg_quality", _JPEG_QUALITY), ("flash", _FLASH),
+        ("jpeg_quality", _JPEG_QUALITY), ("flash", _FLASH), ("tile", _TILE), ("tile_overlap", _TILE_OVERLAP),
     )
     for field, flag in overrides:
         if flag.value is not None:

@@ -16,6 +16,7 @@ to finish, or by `summarize`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -24,12 +25,13 @@ import time
 from typing import Callable, Optional
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from absl import logging
 from jax.experimental import multihost_utils
 
-from dip_jax import checkpoint, ensemble, memory, models
+from dip_jax import checkpoint, ensemble, memory, models, tiles
 from dip_jax.evaluation import evaluate
 from dip_jax.restore import code_shape
 from experiments import outputs, shards
@@ -129,6 +131,47 @@ def interruptible():
             signal.signal(s, h)
 
 
+def tile_problems(config: ml_collections.ConfigDict, problems) -> tuple[list, list]:
+    """(one `tiles.TileGrid` per image, every image's tiles as problems of their own, image by image)."""
+    grids, tiled = [], []
+    for problem in problems:
+        grid = tiles.grid_for(problem.observation.shape, problem.output_shape, config.tile, config.tile_overlap)
+        margin = problem.operator.tile_margin()
+        if grid.overlap < margin and len(grid) > 1:
+            raise ConfigError(f"--tile_overlap={config.tile_overlap} is less than the {margin * grid.scale} pixels "
+                              f"the operator reaches across a tile's border")
+        for i, (window, out_window) in enumerate(zip(grid.windows(), grid.windows(grid.scale), strict=True)):
+            try:
+                operator = problem.operator.tile(window)
+            except NotImplementedError as e:
+                raise ConfigError(f"--tile: {e}") from None
+            tiled.append(dataclasses.replace(
+                problem, name=f"{problem.name} (tile {i + 1} of {len(grid)})", observation=problem.observation[window],
+                operator=operator, clean=None if problem.clean is None else problem.clean[out_window]))
+        grids.append(grid)
+    return grids, tiled
+
+
+def untile(grids, results) -> list:
+    """Each image's result from its tiles' results (in `tile_problems`' order): blended outputs, mean history."""
+    merged, start = [], 0
+    for grid in grids:
+        parts, start = results[start:start + len(grid)], start + len(grid)
+        if any(r is None for r in parts):  # interrupted before these tiles were fitted
+            merged.append(None)
+            continue
+        k = parts[0].finals.shape[0]
+        finals = jnp.stack([tiles.blend(jnp.stack([r.finals[i] for r in parts]), grid) for i in range(k)])
+        emas = jnp.stack([tiles.blend(jnp.stack([r.emas[i] for r in parts]), grid) for i in range(k)])
+        history = {}
+        for name in parts[0].history:
+            stacked = np.stack([np.asarray(r.history[name]) for r in parts])
+            history[name] = stacked.any(axis=0) if stacked.dtype == bool else stacked.mean(axis=0)
+        merged.append(ensemble.SeedsResult(finals=finals, emas=emas, mean=emas.mean(0), std=emas.std(0),
+                                           history=history, state=None))
+    return merged
+
+
 def check_memory(config: ml_collections.ConfigDict, net, fcfg, problems, images_per_fit: int = 1,
                  devices=None) -> None:
     """MemoryError, before anything is written, when the largest fit of images does not fit the device.
@@ -206,6 +249,8 @@ def run(
         return run_folder(config, out_dir, overwrite, resume=resume, shard=shard)
     if shard is not None and shard.count > 1:
         raise ConfigError("--shard splits a folder of images (--images) between processes")
+    if (checkpoint_every or resume) and config.tile:
+        raise ConfigError("checkpoints and --resume are for one image fitted whole, not --tile")
     processes = jax.process_count()
     if processes > 1 and (checkpoint_every or resume):
         raise ConfigError("checkpoints and --resume are for one process; across processes, a run starts over")
@@ -213,12 +258,13 @@ def run(
     fcfg = fit_config(config)
     obs_key, fit_key = jax.random.split(jax.random.key(config.seed))
     problems, failures = load_problems(config, obs_key)
-    first = problems[0]
+    grids, fitted = tile_problems(config, problems) if config.tile else (None, problems)
+    first = fitted[0]  # with tiles: the first tile, whose shape every tile has
     net = build_net(config, first)
     code = input_config(config, first)
     keys = ensemble.seed_keys(fit_key, config.seeds)
 
-    check_memory(config, net, fcfg, problems)
+    check_memory(config, net, fcfg, fitted)
 
     checkpoint_dir = os.path.join(out_dir, CHECKPOINTS)
     meta = checkpoint_metadata(config, first, net)
@@ -255,25 +301,34 @@ def run(
         models.num_params(net, code_shape(net, *first.output_shape[:2])), fcfg.num_iter, jax.default_backend(),
         f" ({jax.device_count()} devices of {processes} processes)" if processes > 1 else "",
     )
+    if grids:
+        logging.info("in %d tile(s) of %dx%d pixels overlapping by %d", len(fitted), *first.output_shape[:2],
+                     config.tile_overlap)
     progress = Progress(fcfg.num_iter, config.log_every, first_step=resumed_from or 0)
     with interruptible() as interrupted:
-        result = ensemble.fit_seeds(
-            first.observation, first.operator, net, fcfg, keys, input_config=code, input_image=first.code_image,
-            clean=first.clean, callback=progress, method=config.method, interrupted=interrupted, **resume_options,
-        )
+        if grids:
+            result = fit_tiles(config, fitted, grids, net, fcfg, keys, progress, interrupted)[0]
+        else:
+            result = ensemble.fit_seeds(
+                first.observation, first.operator, net, fcfg, keys, input_config=code, input_image=first.code_image,
+                clean=first.clean, callback=progress, method=config.method, interrupted=interrupted,
+                **resume_options,
+            )
         jax.block_until_ready(result.finals)
         signal_number = interrupted()
         if processes > 1:
             signal_number = int(np.max(multihost_utils.process_allgather(np.int32(signal_number))))
         # a signal from here on waits for the files to be written: the results are complete
-        row = score_image(config, first, result, net, progress, fcfg, whole_history, resumed_from)
+        problem = problems[0]
+        row = score_image(config, problem, result, net, progress, fcfg, whole_history, resumed_from,
+                          grids[0] if grids else None)
         if signal_number and not finished(row, fcfg):
             row.update(partial=True, interrupted_by=signal.Signals(signal_number).name)
-            if not checkpoint_every and processes == 1:
+            if not checkpoint_every and processes == 1 and not grids:
                 save_checkpoint(result.state, result.history)
         if writes:
             staged = outputs.staging_dir(out_dir)
-            write_image(staged, config, first, result.replace(history=whole_history(result.history)), row)
+            write_image(staged, config, problem, result.replace(history=whole_history(result.history)), row)
             outputs.write_run_files(staged, config)
             outputs.publish(staged, out_dir, out_dir, kept)
             outputs.finish_out_dir(out_dir, kept)
@@ -311,15 +366,34 @@ def finished(row: dict, fcfg) -> bool:
     return row.get("steps_run", fcfg.num_iter) >= fcfg.num_iter or bool(row.get("es_stopped"))
 
 
-def score_image(config, problem, result, net, progress, fcfg, whole_history=dict, resumed_from=None) -> dict:
-    """The image's row of metrics.json: the run's fields, the image, and `evaluate`'s scores."""
+def score_image(config, problem, result, net, progress, fcfg, whole_history=dict, resumed_from=None,
+                grid=None) -> dict:
+    """The image's row of metrics.json: the run's fields, the image, `evaluate`'s scores, and the
+    tiles' (`grid`) when it was fitted in tiles."""
     result = result.replace(history=whole_history(result.history))
     row = {**run_fields(config, net, problem, progress), "image": problem.name,
            "shape": list(problem.observation.shape)}
     if resumed_from is not None:
         row["resumed_from_step"] = resumed_from
     row.update(evaluate(problem.observation, problem.clean, result, problem.operator))
+    if grid is not None:
+        row.update(tile=config.tile, tile_overlap=config.tile_overlap, tiles=len(grid),
+                   seam_ratio=tiles.seam_ratio(result.emas[0], grid))
     return row
+
+
+def fit_tiles(config, tiled, grids, net, fcfg, keys, progress, interrupted, devices=None) -> list:
+    """Fit the tiles `tiled` of the images of `grids` (`tile_problems`), each with its own operator; each image's
+    result blended from its tiles' (None for an image a signal stopped before its tiles were fitted)."""
+    cleans = [p.clean for p in tiled]
+    results = ensemble.fit_images(
+        [p.observation for p in tiled], [p.operator for p in tiled], net, fcfg, keys,
+        input_config=input_config(config, tiled[0]), input_image=tiled[0].code_image,
+        cleans=None if any(c is None for c in cleans) else cleans, callback=progress, method=config.method,
+        devices=devices, interrupted=interrupted,
+    )
+    jax.block_until_ready([r.finals for r in results if r is not None])
+    return untile(grids, results)
 
 
 def log_scores(rows: list[dict]) -> None:
@@ -391,10 +465,16 @@ def run_folder(config: ml_collections.ConfigDict, out_dir: str, overwrite: bool 
     if not problems and failures and shard.count == 1 and not done:
         raise no_image_error(config.images, failures)
     devices = jax.local_devices()  # the images are split between processes, an image's seeds are not
-    per_fit = images_per_fit(config, problems, devices)
-    net = build_net(config, problems[0]) if problems else None
+    if config.tile and problems:  # an image's tiles are one fit; cut now, so a bad --tile stops before any file
+        grids, fitted = tile_problems(config, problems)
+        per_fit, runs_per_fit = 1, max(len(g) for g in grids)
+    else:
+        fitted = problems
+        per_fit = images_per_fit(config, problems, devices)
+        runs_per_fit = min(per_fit, len(problems))
+    net = build_net(config, fitted[0]) if problems else None
     if problems:
-        check_memory(config, net, fcfg, problems, min(per_fit, len(problems)), devices=devices)
+        check_memory(config, net, fcfg, fitted, runs_per_fit, devices=devices)
     kept = shards.prepare(out_dir, names, owners, shard, overwrite=overwrite, resume=resume, finished=set(done),
                           inputs=input_files(config, problems) + [config.images], summary_files=SUMMARY_FILES)
     name_of = dict(zip(paths, names, strict=True))
@@ -413,16 +493,23 @@ def run_folder(config: ml_collections.ConfigDict, out_dir: str, overwrite: bool 
                 eta = f", ETA {format_seconds((time.perf_counter() - started) / i * (len(fits) - i))}"
             logging.info("[%d/%d fits done%s] %s", i, len(fits), eta, ", ".join(p.name for p in batch))
             progress = Progress(fcfg.num_iter, config.log_every)
-            results = ensemble.fit_images(
-                [p.observation for p in batch], batch[0].operator, net, fcfg, keys,
-                input_config=input_config(config, batch[0]),
-                cleans=None if any(p.clean is None for p in batch) else [p.clean for p in batch], callback=progress,
-                method=config.method, devices=devices, interrupted=interrupted,
-            )
-            jax.block_until_ready([r.finals for r in results if r is not None])
+            if config.tile:
+                grids, tiled = tile_problems(config, batch)
+                results = fit_tiles(config, tiled, grids, net, fcfg, keys, progress, interrupted, devices)
+            else:
+                grids = [None] * len(batch)
+                results = ensemble.fit_images(
+                    [p.observation for p in batch], batch[0].operator, net, fcfg, keys,
+                    input_config=input_config(config, batch[0]), input_image=batch[0].code_image,
+                    cleans=None if any(p.clean is None for p in batch) else [p.clean for p in batch],
+                    callback=progress, method=config.method, devices=devices, interrupted=interrupted,
+                )
+                jax.block_until_ready([r.finals for r in results if r is not None])
             signal_number = interrupted()
-            for problem, result in zip(batch, results, strict=True):
-                row = score_image(config, problem, result, net, progress, fcfg)
+            for problem, result, grid in zip(batch, results, grids, strict=True):
+                if result is None:  # a signal came before its tiles were fitted: nothing to write
+                    continue
+                row = score_image(config, problem, result, net, progress, fcfg, grid=grid)
                 if len(batch) > 1:
                     row["images_per_fit"] = len(batch)
                 if signal_number and not finished(row, fcfg):
@@ -432,7 +519,7 @@ def run_folder(config: ml_collections.ConfigDict, out_dir: str, overwrite: bool 
                 outputs.write_run_files(staged, config, with_environment=False)
                 outputs.publish(staged, os.path.join(out_dir, name_of[problem.path]), out_dir, kept, manifest=True)
                 rows[name_of[problem.path]] = row
-            log_scores([rows[name_of[p.path]] for p in batch])
+            log_scores([rows[name_of[p.path]] for p in batch if name_of[p.path] in rows])
         # a signal after the last fit has cost nothing: only one that left an image unfinished counts
         signal_number = interrupted()
         if all(name_of[p.path] in rows and not rows[name_of[p.path]].get("partial") for p in problems):

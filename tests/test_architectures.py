@@ -220,9 +220,10 @@ GEOMETRY = [
     ("texture_nets", 32, 64),
     ("deep_decoder", 32, 64),
     ("conv_decoder", 1, 2),
-    ("skip_depth6", 64, 65),
-    ("skip_depth4", 16, 17),
-    ("skip_depth2", 4, 5),
+    # 5x5 reflection-padded convs: the deepest level needs 3 pixels
+    ("skip_depth6", 64, 129),
+    ("skip_depth4", 16, 33),
+    ("skip_depth2", 4, 9),
     ("library_unet", 32, 64),
     ("library_resnet", 1, 2),
 ]

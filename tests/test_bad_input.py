@@ -187,3 +187,25 @@ def test_metrics_json_is_standard_json(tmp_path):
 def test_checkpoint_errors_name_the_folder(tmp_path):
     with pytest.raises(checkpoint.CheckpointError, match=f"{tmp_path / 'nope'} does not exist"):
         checkpoint.latest(str(tmp_path / "nope"))
+
+
+def test_a_large_image_restored_in_tiles(photo, tmp_path):
+    """--tile: the whole image's outputs, scored whole, from tiles fitted as images of one shape."""
+    from skimage import data
+
+    image = data.astronaut()[100:156, 140:200]  # 56 x 60
+    iio.imwrite(tmp_path / "in.png", image)
+    m = restore_lib.run(tiny_config(image=str(tmp_path / "in.png"), tile=32, tile_overlap=8, seeds=2,
+                                    **{"fit.num_iter": 3}), str(tmp_path / "out"))
+    assert (m["tiles"], m["tile"], m["tile_overlap"]) == (6, 32, 8) and m["shape"] == [56, 60, 3]  # 2 x 3
+    assert iio.imread(tmp_path / "out" / "ema.png").shape == (56, 60, 3)
+    assert m["seam_ratio"] > 0 and len(m["psnr_seeds"]) == 2
+    sr = restore_lib.run(tiny_config(image=str(tmp_path / "in.png"), task="sr", factor=4, tile=32, tile_overlap=16,
+                                     **{"fit.num_iter": 2}), str(tmp_path / "sr"))
+    assert sr["shape"] == [14, 15, 3] and iio.imread(tmp_path / "sr" / "final.png").shape == (56, 60, 3)
+    with pytest.raises(problems.ConfigError, match="--tile: FlashNoFlash cannot be restored in tiles"):
+        restore_lib.run(tiny_config(task="flash", observation=str(tmp_path / "in.png"), flash=str(tmp_path / "in.png"),
+                                    tile=32, tile_overlap=8), str(tmp_path / "flash"))
+    with pytest.raises(problems.ConfigError, match="tile_overlap=4 is less than the 8 pixels"):
+        restore_lib.run(tiny_config(image=str(tmp_path / "in.png"), task="sr", factor=4, tile=32, tile_overlap=4),
+                        str(tmp_path / "sr2"))

@@ -3,6 +3,7 @@
 import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from benchmarks.measure import conv_flops
@@ -146,3 +147,19 @@ def test_accelerator_stops_starting_rows_at_the_deadline(tmp_path):
     assert "not measured: deadline" in (tmp_path / "accelerator.md").read_text()
     with pytest.raises(ValueError, match="unknown sections"):
         accelerator.run(plan, str(tmp_path), ["speed", "tpu"], accelerator.Clock(1))
+
+
+def test_stopping_rows_replay_each_patience_and_count_the_time():
+    from benchmarks.measure import stopping_rows
+
+    variances = np.array([np.nan, 5, 4, 3, 2, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10], np.float64)  # valley at iteration 6
+    psnr = np.linspace(20, 34, 15)
+    history = {"es_variance": variances, "psnr_clean": psnr, "psnr_ema_clean": psnr + 1}
+    metrics = {"num_iter": 15, "seconds_per_iter": 1.0, "compile_seconds": 5.0}
+    short, long = stopping_rows("f16", "wmv", metrics, history, [3, 20], averaged=True)
+    assert (short["detection"], short["stop"], short["steps"]) == (6, 9, 9)  # 3 checks without a new minimum
+    assert short["time_fraction"] == pytest.approx((5 + 9) / (5 + 15))
+    assert short["psnr_output_at_detection"] == pytest.approx(psnr[5])
+    assert short["psnr_average_at_detection"] == pytest.approx(psnr[5] + 1)
+    assert short["psnr_fixed_recipe"] == pytest.approx(psnr[-1] + 1)  # the averaged output after the budget
+    assert (long["stop"], long["steps"], long["time_fraction"]) == (None, 15, 1.0)  # never stops: the whole budget

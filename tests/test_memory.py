@@ -58,7 +58,7 @@ def test_a_fit_that_does_not_fit_is_refused_in_one_line():
     assert "\n" not in message and "needs about 90.1 GB" in message and "20.0 GB are free" in message
     side = memory.largest_side(estimate, int(20e9))
     assert side % 64 == 0 and side * side <= 4000 * 3000 * 20 / 90.12 < (side + 64) ** 2
-    assert f"at most {side}x{side} pixels" in message
+    assert f"tiles of at most {side}x{side} pixels fit (--tile={side})" in message
 
 
 def test_available_memory_is_read():

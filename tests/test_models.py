@@ -88,6 +88,18 @@ def test_min_input_size_and_level_sizes():
     assert models.level_sizes(net, 33)[-1] == 2 and models.level_sizes(net, 32)[-1] == 1
 
 
+def test_min_input_size_leaves_room_for_reflection_padding():
+    # 5x5 convs reflection-pad by 2, which PyTorch allows only on inputs of 3 or more: the
+    # deepest of the library figure's 6 levels (ceil(n / 64) pixels) needs n >= 129
+    net = models.get("skip_depth6")
+    assert models.min_input_size(net) == 129 and models.level_sizes(net, 129)[-1] == 3
+    assert models.min_input_size(net.clone(pad="zero")) == 65  # zero padding: 2 pixels suffice
+    # the skip conv counts too, at its level's size
+    wide_skip = models.skip(num_channels_down=[4], num_channels_up=[4], num_channels_skip=[4], filter_skip_size=7,
+                            pad="reflection")
+    assert models.min_input_size(wide_skip) == 4 and models.min_input_size(wide_skip.clone(filter_skip_size=1)) == 3
+
+
 @pytest.mark.parametrize("mode", ["stride", "avg", "max", "lanczos2", "lanczos3"])
 def test_every_downsample_mode_builds_and_keeps_size(mode):
     net = models.skip(num_input_channels=2, num_channels_down=[4, 4], num_channels_up=[4, 4],

@@ -126,3 +126,12 @@ def test_summarize_writes_what_is_finished(folder, tmp_path):
     assert len(summary["unfinished"]) == 5 - len(only["images"])
     assert json.loads((out / "metrics.json").read_text()) == json.loads(json.dumps(summary))
     assert np.isfinite(summary["seconds"])
+
+
+def test_a_folder_in_tiles(folder, tmp_path):
+    """--tile with --images: each image is one fit of its tiles, scored whole."""
+    m = restore_lib.run(tiny_config(images=str(folder), tile=32, tile_overlap=8, **{"fit.num_iter": 2}),
+                        str(tmp_path / "out"))
+    assert {r["image"].rsplit("/", 1)[-1]: r["tiles"] for r in m["images"]} == {
+        "a0.png": 1, "a1.png": 1, "a2.png": 1, "b0.png": 2, "b1.png": 2}
+    assert iio.imread(tmp_path / "out" / "b1" / "ema.png").shape == (32, 48, 3)

@@ -189,3 +189,17 @@ def test_a_fit_can_end_at_the_stop(noisy_fit, steps_per_call):
     assert int(stopped.stop.iteration) == int(full.stop.iteration) == detected
     np.testing.assert_allclose(stopped.history["loss"], full.history["loss"][:stop_at], rtol=1e-5)
     chex.assert_trees_all_close(stopped.stop.output, full.stop.output, atol=1e-5)
+
+
+def test_replaying_the_history_gives_the_fits_decisions_for_any_patience(noisy_fit):
+    """stopping.replay: the fit's own detection for its patience; a smaller one stops sooner, never later."""
+    net, z, op, clean, noisy = noisy_fit
+    config = fit.FitConfig(num_iter=40, early_stopping="wmv", es_window=3, es_patience=12)
+    result = fit.fit(net, z, noisy, op, config, jax.random.key(2), clean=clean)
+    variances = result.history["es_variance"]
+    detected, stop_at = stopping.replay(variances, 12)
+    assert detected == int(result.stop.iteration) and (stop_at is not None) == bool(result.stop.stopped)
+    for patience in (1, 3, 6, 12, 40):
+        assert stopping.replay(variances, patience) == numpy_rule(variances, patience)
+    shorter, longer = stopping.replay(variances, 3), stopping.replay(variances, 12)
+    assert shorter[1] is not None and (longer[1] is None or shorter[1] <= longer[1])

@@ -156,13 +156,33 @@ def level_sizes(net: Skip, size: int) -> list[int]:
     return sizes
 
 
-def min_input_size(net: Skip) -> int:
-    """The smallest side for which every level still has at least 2 pixels.
+def _reflection_fits(net: Skip, sizes: list[int]) -> bool:
+    """Whether every reflection-padded conv's input is wider than its padding.
 
-    Below this, reflection padding of the deepest convs is undefined (PyTorch raises) and
-    BatchNorm over a single pixel returns its bias alone.
+    PyTorch's ReflectionPad2d raises otherwise; jnp.pad would reflect more than once and
+    compute something the original cannot. Level i's down, skip and up convs run at its
+    size, its second down conv at the next level's.
+    """
+    if net.pad != "reflection":
+        return True
+    n = net.num_levels
+    k_d = _per_level(net.filter_size_down, n, "filter_size_down")
+    k_u = _per_level(net.filter_size_up, n, "filter_size_up")
+    for i in range(n):
+        kernels = [k_d[i], k_u[i]] + ([net.filter_skip_size] if net.num_channels_skip[i] else [])
+        if sizes[i] <= (max(kernels) - 1) // 2 or sizes[i + 1] <= (k_d[i] - 1) // 2:
+            return False
+    return True
+
+
+def min_input_size(net: Skip) -> int:
+    """The smallest side for which every level keeps at least 2 pixels, and more than its reflection padding.
+
+    Below this, BatchNorm over a single pixel returns its bias alone, and the reflection
+    padding of the deepest convs is undefined (PyTorch raises): with 5x5 kernels, as in the
+    library figure's nets, the deepest level needs 3 pixels.
     """
     size = 1
-    while min(level_sizes(net, size)) < 2:
+    while min(level_sizes(net, size)) < 2 or not _reflection_fits(net, level_sizes(net, size)):
         size += 1
     return size

@@ -38,3 +38,17 @@ class Operator:
     def output_shape(self, observation_shape) -> tuple:
         """The shape (H, W, C) of the image to restore, given the observation's shape."""
         return tuple(observation_shape)
+
+    def tile(self, window) -> "Operator":
+        """This operator for one tile of a large image (`dip_jax.tiles`).
+
+        `window` is the tile's (rows, columns) on the observation's grid. A degradation whose
+        arrays do not follow the image's pixels returns itself; one with a per-pixel array (a
+        mask) returns it cut to the window. An operator whose loss is not a sum over pixels
+        (feature inversion, activation maximisation) cannot be tiled, which this default says.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot be restored in tiles")
+
+    def tile_margin(self) -> int:
+        """Observation pixels by which a tile's forward model reaches into its neighbours (a kernel's radius)."""
+        return 0

@@ -55,3 +55,10 @@ class Deblurring(Operator):
         blurred = self.forward(clean)
         noisy = blurred + (self.noise_sigma / 255.0) * jax.random.normal(key, blurred.shape, blurred.dtype)
         return jnp.clip(noisy, 0.0, 1.0)
+
+    def tile(self, window):
+        return self  # the same blur everywhere; the overlap carries the kernel's reach (tile_margin)
+
+    def tile_margin(self) -> int:
+        return max(self.kernel.shape) // 2
+

@@ -54,3 +54,7 @@ class Denoising(Operator):
             return jnp.clip(counts.astype(clean.dtype) / self.peak, 0.0, 1.0)
         noisy = clean + (self.sigma / 255.0) * jax.random.normal(key, clean.shape, clean.dtype)
         return jnp.clip(noisy, 0.0, 1.0)
+
+    def tile(self, window):
+        return self  # pointwise: every tile is denoised as the image is
+

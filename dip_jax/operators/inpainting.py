@@ -52,6 +52,11 @@ class Inpainting(Operator):
         del key
         return self.forward(clean)
 
+    def tile(self, window):
+        rows, cols = window
+        return self.replace(mask=self.mask[rows, cols])
+
+
 
 def bernoulli_mask(key: jax.Array, height: int, width: int, keep: float) -> jax.Array:
     """(H, W, 1) float mask with each pixel known independently with probability `keep`."""

@@ -56,3 +56,9 @@ class Regularized(Operator):
 
     def output_shape(self, observation_shape):
         return self.base.output_shape(observation_shape)
+
+    def tile(self, window):
+        return self.replace(base=self.base.tile(window))
+
+    def tile_margin(self) -> int:
+        return self.base.tile_margin()

@@ -13,6 +13,8 @@ published results were fitted to this PIL image, so we keep the mismatch.
 
 from __future__ import annotations
 
+import math
+
 import flax.struct
 import jax
 import jax.numpy as jnp
@@ -79,3 +81,11 @@ class SuperResolution(Operator):
     def output_shape(self, observation_shape):
         h, w, c = observation_shape
         return (h * self.factor, w * self.factor, c)
+
+    def tile(self, window):
+        return self  # shift-invariant; tiles are cut on the low-resolution grid (dip_jax.tiles.grid_for)
+
+    def tile_margin(self) -> int:
+        """Low-resolution pixels the downsampling kernel reaches beyond a tile's border."""
+        return math.ceil(len(kernels.kernel_1d(self.factor, self.kernel_type, self.phase)) / (2 * self.factor))
+

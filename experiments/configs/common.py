@@ -21,6 +21,10 @@ def base_config() -> ml_collections.ConfigDict:
     c.method = "auto"
     # Refuse, before the first step, a fit that XLA's memory estimate says will not fit the device.
     c.check_memory = True
+    # Restore in overlapping tiles of tile x tile pixels (0: the whole image at once), each a fit of
+    # its own, blended back with a raised-cosine window over the overlap (dip_jax/tiles.py).
+    c.tile = 0
+    c.tile_overlap = 32
     # A folder: restore every image in it (grouped by shape, one compilation per group).
     c.images = ""
 

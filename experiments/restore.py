@@ -57,9 +57,6 @@ _RESUME = flags.DEFINE_bool(
 _SHARD = flags.DEFINE_string(
     "shard", None, "With --images: restore share i of N of the folder (i/N, 0 <= i < N), or the share of this "
     "task of a Slurm job array (slurm). Default: jax.distributed's process index and count (--distributed).")
-_SUMMARIZE = flags.DEFINE_bool(
-    "summarize", False, "Only write the summary of the folder run in --out_dir (metrics.json, ...) from the images "
-    "finished there, e.g. when a share will not finish.")
 _DISTRIBUTED = flags.DEFINE_bool(
     "distributed", False, "Call jax.distributed.initialize() first: one process per host (or device), which "
     "finds its place itself on Slurm (srun), Open MPI and TPU pods, or from the three flags below.")
@@ -119,8 +116,11 @@ def config_from_flags():
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    # `restore summarize --out_dir=DIR`: only the summary of the folder run there, from the images finished
+    # (after a share that will not finish, or to look at a run still going)
+    summarize = argv[1:] == ["summarize"]
+    if len(argv) > 1 and not summarize:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])} (the one command is: summarize)")
     import dip_jax
 
     dip_jax.configure_xla()  # the library's XLA defaults, before JAX starts
@@ -130,7 +130,7 @@ def main(argv):
 
     progress.quiet_orbax()
     try:
-        if _SUMMARIZE.value:
+        if summarize:
             summary = restore_lib.summarize(_OUT_DIR.value)
             print(f"restore: {len(summary['images'])} image(s) in {_OUT_DIR.value}/metrics.json"
                   + "".join(f", {len(summary[k])} {k.replace('_', ' ')}" for k in ("failed", "unfinished",
@@ -139,8 +139,11 @@ def main(argv):
         config = config_from_flags()
         check_task_flags(config.task, [name for name in TASK_FLAGS if flags.FLAGS[name].present])
         shard = shards.parse_shard(_SHARD.value) if _SHARD.value else None
-        if _DISTRIBUTED.value:
-            shards.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+        where = (_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+        if _DISTRIBUTED.value and config.images:  # a folder: each process restores its share on its own
+            shard = shard or shards.distributed_shard(*where)
+        elif _DISTRIBUTED.value:  # one image: its seeds on a mesh of every process's devices
+            shards.initialize_distributed(*where)
         restore_lib.run(config, _OUT_DIR.value, _OVERWRITE.value, checkpoint_every=_CHECKPOINT_EVERY.value,
                         resume=_RESUME.value, shard=shard)
     except restore_lib.Interrupted as e:  # the fit so far is saved: say how to go on

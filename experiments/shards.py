@@ -95,6 +95,24 @@ def initialize_distributed(coordinator_address: Optional[str] = None, num_proces
     jax.distributed.initialize(coordinator_address, num_processes, process_id)
 
 
+def distributed_shard(coordinator_address: Optional[str] = None, num_processes: Optional[int] = None,
+                      process_id: Optional[int] = None) -> Shard:
+    """This process's share from jax.distributed (`initialize_distributed`'s arguments), which is then left.
+
+    A folder's shares need no collective, and a runtime still joined would end every process
+    when one dies (the survivors abort once its heartbeats stop), losing their images in flight;
+    left at once, while every process is alive, it only tells each process its place. The place
+    is read before JAX starts its backend, which then starts as a single process's.
+    """
+    import jax
+    from jax._src import distributed  # the index and count without starting a backend tied to the others
+
+    initialize_distributed(coordinator_address, num_processes, process_id)
+    shard = Shard(distributed.global_state.process_id, distributed.global_state.num_processes)
+    jax.distributed.shutdown()
+    return shard
+
+
 def image_size(path: str, crop: Sequence[int] = (0, 0)) -> Optional[tuple[int, int]]:
     """(height, width) of an image file as it will be restored (turned by its EXIF orientation, centre
     cropped to `crop` where a side is non-zero), read from its header; None when it cannot be read."""

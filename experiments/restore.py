@@ -16,6 +16,8 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
+from experiments import shard_flags
+
 _CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 _DEFAULT_CONFIG = os.path.join(_CONFIG_DIR, "denoise_f16.py")
 
@@ -54,15 +56,7 @@ _CHECKPOINT_EVERY = flags.DEFINE_integer("checkpoint_every", 0, "Save the fit's 
 _RESUME = flags.DEFINE_bool(
     "resume", False, "Continue the run in --out_dir: from its newest checkpoint (one image), or, with --images, "
     "restoring only the images not finished there.")
-_SHARD = flags.DEFINE_string(
-    "shard", None, "With --images: restore share i of N of the folder (i/N, 0 <= i < N), or the share of this "
-    "task of a Slurm job array (slurm). Default: jax.distributed's process index and count (--distributed).")
-_DISTRIBUTED = flags.DEFINE_bool(
-    "distributed", False, "Call jax.distributed.initialize() first: one process per host (or device), which "
-    "finds its place itself on Slurm (srun), Open MPI and TPU pods, or from the three flags below.")
-_COORDINATOR = flags.DEFINE_string("coordinator_address", None, "--distributed: host:port of process 0.")
-_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "--distributed: how many processes in all.")
-_PROCESS_ID = flags.DEFINE_integer("process_id", None, "--distributed: this process's index (0: the coordinator).")
+_PROCESSES = shard_flags.define_flags()  # --shard, --distributed and where to find the other processes
 flags.mark_flag_as_required("out_dir")
 
 
@@ -125,7 +119,7 @@ def main(argv):
 
     dip_jax.configure_xla()  # the library's XLA defaults, before JAX starts
     # Imported here so that --help stays fast and flag errors come before JAX starts.
-    from experiments import progress, restore_lib, shards
+    from experiments import progress, restore_lib
     from experiments.problems import TASK_FLAGS, check_task_flags
 
     progress.quiet_orbax()
@@ -138,12 +132,7 @@ def main(argv):
             return
         config = config_from_flags()
         check_task_flags(config.task, [name for name in TASK_FLAGS if flags.FLAGS[name].present])
-        shard = shards.parse_shard(_SHARD.value) if _SHARD.value else None
-        where = (_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
-        if _DISTRIBUTED.value and config.images:  # a folder: each process restores its share on its own
-            shard = shard or shards.distributed_shard(*where)
-        elif _DISTRIBUTED.value:  # one image: its seeds on a mesh of every process's devices
-            shards.initialize_distributed(*where)
+        shard = shard_flags.shard_from_flags(_PROCESSES, folder=bool(config.images))
         restore_lib.run(config, _OUT_DIR.value, _OVERWRITE.value, checkpoint_every=_CHECKPOINT_EVERY.value,
                         resume=_RESUME.value, shard=shard)
     except restore_lib.Interrupted as e:  # the fit so far is saved: say how to go on

@@ -535,7 +535,7 @@ def run_folder(config: ml_collections.ConfigDict, out_dir: str, overwrite: bool 
                                          "failed": failed, "config": saved_config,
                                          "environment": outputs.environment()})
     markers = shards.run_markers(out_dir, shard.count, run_id)
-    if len(markers) == shard.count:  # the last share to finish: the folder is complete
+    if len(markers) == shard.count and shards.claim_summary(out_dir, run_id):  # the last share: all is done
         out = write_summary(out_dir, markers)
     else:
         share = [done.get(names[j]) or rows.get(names[j]) for j in mine]

@@ -9,11 +9,10 @@ same split without talking to the others. Processes never write the same file:
   inside; a process killed at any moment leaves each image finished or absent (`finished_row`);
 - a process that has finished its share writes a *marker*, `out_dir/.dip_jax_shards/<i>-of-<N>.json`
   (atomically), naming the run (`fingerprint`), every image and its failures;
-- the process that finds every marker of the run present after writing its own is the last
-  one: it writes the folder's summary (metrics.json, the manifest, ...). Two processes that
-  finish at the same moment may both find every marker and both write the summary; each file
-  of it is written under a temporary name and renamed, so a reader sees one whole version,
-  and both are built from the same finished folders.
+- a process that finds every marker of the run present after writing its own is among the last;
+  the one of those that creates the run's claim file first (`claim_summary`, an exclusive
+  create) writes the folder's summary (metrics.json, the manifest, ...), each file under a
+  temporary name and then renamed, so a reader sees the old version or the new, whole.
 
 `--resume` skips the images whose folders are finished and redoes the rest; `--overwrite`
 removes the files an earlier run wrote in this process's images' folders (their manifests say
@@ -168,6 +167,19 @@ def write_marker(out_dir: str, shard: Shard, marker: dict) -> None:
     outputs.write_json_atomic(marker_path(out_dir, shard), {"shard": shard.index, "count": shard.count, **marker})
 
 
+def claim_path(out_dir: str, run: str) -> str:
+    return os.path.join(out_dir, SHARDS_DIR, f"summary-{run}.claim")
+
+
+def claim_summary(out_dir: str, run: str) -> bool:
+    """True for the one process that gets to write the summary of the run `run` (its first caller)."""
+    try:
+        os.close(os.open(claim_path(out_dir, run), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        return True
+    except FileExistsError:
+        return False
+
+
 def read_markers(out_dir: str) -> list[dict]:
     """Every marker in `out_dir` that reads whole, newest first."""
     folder = os.path.join(out_dir, SHARDS_DIR)
@@ -250,6 +262,10 @@ def prepare(out_dir: str, names: Sequence[str], owners: Sequence[int], shard: Sh
                 shutil.rmtree(os.path.join(out_dir, entry), ignore_errors=True)
         if os.path.exists(marker_path(out_dir, shard)):
             os.remove(marker_path(out_dir, shard))
+        claims = os.path.join(out_dir, SHARDS_DIR)
+        for name in os.listdir(claims) if os.path.isdir(claims) else []:  # the run finishing this one claims anew
+            if name.endswith(".claim"):
+                os.remove(os.path.join(claims, name))
         if shard.index == 0 and overwrite and not resume:
             ours = set(names) | {SHARDS_DIR}
             outputs.remove_files(out_dir, {p for p in previous if p.split(os.sep)[0] not in ours})

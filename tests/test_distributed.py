@@ -120,7 +120,9 @@ def test_a_folder_over_two_and_four_processes_equals_one_process(tiny_config_fil
         summary = json.loads((out / "metrics.json").read_text())
         assert summary["processes"] == count and [r["image"] for r in summary["images"]] == [
             r["image"] for r in json.loads((one / "metrics.json").read_text())["images"]]
-        assert sorted(os.listdir(out / ".dip_jax_shards")) == [f"{i}-of-{count}.json" for i in range(count)]
+        entries = sorted(os.listdir(out / ".dip_jax_shards"))  # every share's marker, one claim of the summary
+        assert [e for e in entries if e.endswith(".json")] == [f"{i}-of-{count}.json" for i in range(count)]
+        assert len([e for e in entries if e.endswith(".claim")]) == 1
 
 
 def test_a_killed_process_loses_only_its_image_in_flight(tiny_config_file, tmp_path):

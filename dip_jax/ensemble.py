@@ -90,8 +90,15 @@ def choose_method(method: str, backend: Optional[str] = None, num_devices: Optio
     return "vmap" if backend != "cpu" and small else "sequential"
 
 
-def _stack(trees):
+@jax.jit
+def _stack_jit(trees: tuple):
     return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *trees)
+
+
+def _stack(trees):
+    # one compiled program for the whole tree: stacking leaf by leaf eagerly compiles a program per
+    # leaf shape (about a hundred for a state), minutes on a loaded CPU for the tiles of a large photo
+    return _stack_jit(tuple(trees))
 
 
 def _run_operator(operator, i: int, per_run: bool):

@@ -35,11 +35,14 @@ class Estimate:
     pixels: int  # of the restored image
     state_bytes: int  # one run's state: parameters, optimiser moments, averaged output, ...
     step_bytes: int  # the peak of one compiled call (its arguments, outputs and temporaries)
-    total_bytes: int  # what the fit holds: every run's state and one call's working set
+    total_bytes: int  # what the fit holds: every run's state and inputs, and one call's working set
+    input_bytes: int = 0  # one run's inputs: its code z, observation and clean image
 
     def per_run_bytes(self) -> float:
-        """What one more run adds (its state, sequentially; its share of the vmapped step otherwise)."""
-        return self.state_bytes if self.method == "sequential" else self.total_bytes / self.runs
+        """What one more run adds (its state and inputs, sequentially; its share of the vmapped step otherwise)."""
+        if self.method == "sequential":
+            return self.state_bytes + self.input_bytes
+        return self.total_bytes / self.runs
 
 
 def _peak(compiled) -> int:
@@ -66,15 +69,19 @@ def fit_memory(net, observation_shape, operator: Operator, config: fit_lib.FitCo
     clean = jax.ShapeDtypeStruct((out_h, out_w, observation_shape[-1]), jnp.float32) if with_clean else None
     cfg = fit_lib.step_config(config)
     if method == "sequential":
+        # the runs wait their turn with their state and inputs in memory (the code z is the largest:
+        # 32 channels at the restored size, 10x the image), while one call's working set is live
+        input_bytes = sum(int(math.prod(x.shape)) * 4 for x in (z, observation, clean) if x is not None)
         one, chunk, _ = fit_lib.compiled_steps(problem, cfg, devices[0].platform)
         step = _peak((chunk or one).lower(state, z, observation, operator, clean).compile())
-        return Estimate(runs, method, out_h * out_w, state_bytes, step, runs * state_bytes + step - state_bytes)
+        waiting = (runs - 1) * (state_bytes + input_bytes)
+        return Estimate(runs, method, out_h * out_w, state_bytes, step, step + waiting, input_bytes)
     per_device = math.ceil(runs / len(devices))
     stack = lambda x: jax.ShapeDtypeStruct((per_device, *x.shape), x.dtype)  # noqa: E731
     args = jax.tree_util.tree_map(stack, (state, z, observation))
     clean = None if clean is None else stack(clean)
     one, chunk, _ = ensemble.vmapped_steps(problem, cfg, devices[0].platform, None)
-    step = _peak((chunk or one).lower(*args, operator, clean).compile())
+    step = _peak((chunk or one).lower(*args, operator, clean).compile())  # every run's inputs are its arguments
     return Estimate(runs, method, out_h * out_w, state_bytes, step, step)
 
 
@@ -109,18 +116,51 @@ def available_bytes(device=None) -> Optional[int]:
     return min(x for x in (free, cgroup) if x is not None) if (free or cgroup) else None
 
 
-def largest_side(estimate: Estimate, available: int, multiple: int = 64) -> int:
-    """The side of the largest square image (a multiple of `multiple`) that the same fit would fit in `available`.
+def process_bytes() -> Optional[int]:
+    """This process's resident memory (Linux), or None where it cannot be read."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def largest_side(estimate: Estimate, available: int, multiple: int = 64, image: Optional[tuple] = None,
+                 overlap: int = 0) -> int:
+    """The side of the largest square tile (a multiple of `multiple`) whose fit needs at most `available`.
 
     Activations and the image-sized parts of the state grow with the pixel count, the
     parameters do not; taking everything as proportional to the pixels errs on the safe side.
+    With `image` = (height, width) of the whole image and the tiles' `overlap`, the tiles
+    waiting their turn count too (their states and codes: a fitted one at a time, sequentially;
+    all of them in one step under vmap).
     """
-    side = math.sqrt(estimate.pixels * available / estimate.total_bytes)
-    return int(side // multiple * multiple)
+    side = int(math.sqrt(estimate.pixels * available / estimate.total_bytes) // multiple * multiple)
+    if image is None:
+        return side
+    from dip_jax import tiles  # the tile grid the driver would cut
+
+    per_run = estimate.total_bytes / estimate.runs
+    while side > max(multiple, overlap):
+        count = len(tiles.TileGrid(image[0], image[1], side, overlap))
+        scale = side * side / estimate.pixels
+        if estimate.method == "sequential":
+            need = scale * (estimate.step_bytes + (count - 1) * (estimate.state_bytes + estimate.input_bytes))
+        else:
+            need = scale * per_run * count
+        if need <= available:
+            return side
+        side -= multiple
+    return 0
 
 
-def check_fits(estimate: Estimate, available: Optional[int], what: str) -> None:
-    """MemoryError in one line when `estimate` exceeds `available`, saying what would fit."""
+def check_fits(estimate: Estimate, available: Optional[int], what: str, image: Optional[tuple] = None,
+               overlap: int = 0) -> None:
+    """MemoryError in one line when `estimate` exceeds `available`, saying what would fit (for the tile
+    size, `image` and `overlap` as `largest_side` takes them)."""
     if available is None or estimate.total_bytes <= available:
         return
     hints = []
@@ -129,7 +169,7 @@ def check_fits(estimate: Estimate, available: Optional[int], what: str) -> None:
                        // estimate.per_run_bytes())
         if fit_runs >= 1:
             hints.append(f"{fit_runs} run(s) at once fit (--config.seeds_per_chunk={fit_runs})")
-    side = largest_side(estimate, available)
+    side = largest_side(estimate, available, image=image, overlap=overlap)
     if side:
         hints.append(f"tiles of at most {side}x{side} pixels fit (--tile={side})")
     if jax.default_backend() != "cpu":

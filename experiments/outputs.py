@@ -285,15 +285,21 @@ def _title(name: str, scores: dict, key: str) -> str:
 def plot_comparison(path: str, problem, result, scores: dict, restored: str = "ema") -> None:
     """comparison.png: observation | restored | clean (when known) | uncertainty (K > 1), PSNRs in the titles.
 
-    `restored` names the output shown as restored ('ema' or 'final'); `scores` are
-    `evaluation.evaluate`'s numbers, whose PSNRs against the clean image go into the titles.
+    `restored` names the output shown as restored: 'ema' or 'final', or 'es_ema' / 'es' (the
+    average / output kept at the early-stopping detection, for a fit that stopped by itself);
+    `scores` are `evaluation.evaluate`'s numbers, whose PSNRs against the clean image go into the titles.
     """
     plt = _pyplot()
     k = int(result.finals.shape[0])
-    image = result.emas[0] if restored == "ema" else result.finals[0]
+    stop = getattr(result.state, "stopping", None)
+    image, what, score = {
+        "ema": lambda: (result.emas[0], "average", "psnr_ema"),
+        "final": lambda: (result.finals[0], "last output", "psnr_final"),
+        "es_ema": lambda: (stop.average[0], f"average at step {scores.get('es_iteration')}", "psnr_ema_es"),
+        "es": lambda: (stop.output[0], f"output at step {scores.get('es_iteration')}", "psnr_es"),
+    }[restored]()
     panels = [(_title("observation", scores, "psnr_input"), problem.observation),
-              (_title(f"restored ({'average' if restored == 'ema' else 'last output'})", scores,
-                      "psnr_ema" if restored == "ema" else "psnr_final"), image)]
+              (_title(f"restored ({what})", scores, score), image)]
     if k > 1:
         panels.append((_title(f"mean of {k} seeds", scores, "psnr_mean_image"), result.mean))
     if problem.clean is not None:

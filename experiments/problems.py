@@ -114,11 +114,32 @@ def reg_noise_std(config: ml_collections.ConfigDict) -> float:
     return next(std for threshold, std in DENOISING_REG_NOISE_STD if sigma >= threshold)
 
 
+# `early_stopping='auto'` on a real observation (benchmarks/stopping.py measured the rules and
+# patience values against the fixed recipes; README "Knowing when to stop"): the fit ends
+# `es_patience` steps after the detection and the image at the detection is the result.
+REAL_DATA_STOPPING = {"early_stopping": "emv", "es_patience": 300, "stop_at_detection": True}
+
+
+def is_real_observation(config: ml_collections.ConfigDict) -> bool:
+    """Whether the observation is a file as the user has it (nothing simulated from a clean image)."""
+    return bool(config.observation) or bool(config.observed)
+
+
+def stopping_fields(config: ml_collections.ConfigDict) -> dict:
+    """The fit's stopping fields for `early_stopping='auto'`: stop by itself on real observations
+    (no clean image says when to stop there), the fixed budget when the degradation is simulated."""
+    if config.fit.early_stopping != "auto":
+        return {}
+    return dict(REAL_DATA_STOPPING) if is_real_observation(config) else {"early_stopping": "none"}
+
+
 def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-    """A copy of `config` with the fields left to a rule (None) filled in, as config.json records it."""
+    """A copy of `config` with the fields left to a rule (None, 'auto') filled in, as config.json records it."""
     config = config.copy_and_resolve_references()
     if config.fit.reg_noise_std is None:
         config.fit.reg_noise_std = reg_noise_std(config)
+    for field, value in stopping_fields(config).items():
+        config.fit[field] = value
     return config
 
 

@@ -20,7 +20,8 @@ def format_seconds(seconds: float) -> str:
 
 
 class Progress:
-    """A fit callback: logs a line every `every` steps with the rate and the time left.
+    """A fit callback: logs a line every `every` steps, and at least every `interval` seconds, with the rate
+    and the time left (a step of a large tiled photo takes minutes on a CPU: 50 steps would be hours).
 
     A run may fit in `segments` parts (groups of images of one shape, or chunks of seeds),
     each counting its steps from `first_step` (a resumed fit) to `num_iter` again; the ETA
@@ -29,8 +30,10 @@ class Progress:
     calls after and before it.
     """
 
-    def __init__(self, num_iter: int, every: int, segments: int = 1, first_step: int = 0, clock=time.perf_counter):
+    def __init__(self, num_iter: int, every: int, segments: int = 1, first_step: int = 0, clock=time.perf_counter,
+                 interval: float = 60.0):
         self.num_iter, self.every, self.segments, self.clock = num_iter, every, segments, clock
+        self.interval = interval
         self.start = clock()
         self.first = None  # (step, time) of the first completed call: compilation included
         self.last = None
@@ -63,7 +66,12 @@ class Progress:
         if step == self.num_iter:  # steps are dispatched asynchronously: wait for the last
             jax.block_until_ready(m)
             now = self.clock()
-        if step % self.every == 0 or step == self.num_iter:
+        due = step % self.every == 0 or step == self.num_iter
+        if not due and now - self._mark[1] >= self.interval:  # dispatch runs ahead: time the step itself
+            jax.block_until_ready(m)
+            now = self.clock()
+            due = True
+        if due:
             v = {k: float(np.mean(x)) for k, x in m.items()}  # the mean over seeds, if several
             self.steps_timed += step - self._mark[0]
             self.seconds_timed += now - self._mark[1]
@@ -79,7 +87,8 @@ class Progress:
             if "psnr_clean" in v:
                 parts += [f"psnr {v['psnr_clean']:.2f}", f"psnr_ema {v['psnr_ema_clean']:.2f}"]
             if self.seconds_timed > 0:
-                parts.append(f"{self.steps_timed / self.seconds_timed:.2f} it/s")
+                rate = self.steps_timed / self.seconds_timed
+                parts.append(f"{rate:.2f} it/s" if rate >= 0.5 else f"{1 / rate:.1f} s/it")  # slow: seconds a step
                 parts.append(f"ETA {format_seconds(self.eta(step))}")
             logging.info("  ".join(parts))
         self.last = (step, now)

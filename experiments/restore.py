@@ -48,7 +48,8 @@ _SEEDS = flags.DEFINE_integer("seeds", None, "Seeds fitted together; writes thei
 _IMAGES = flags.DEFINE_string("images", None, "A folder: restore every image in it (one subfolder each).")
 _NET = flags.DEFINE_string("net", None, "Network name from dip_jax.models.names() (overrides config.net).")
 _EARLY_STOPPING = flags.DEFINE_enum(
-    "early_stopping", None, ["none", "wmv", "emv"], "Early-stopping rule (ES-WMV, ES-EMV); see README."
+    "early_stopping", None, ["auto", "none", "wmv", "emv"],
+    "Early-stopping rule (ES-WMV, ES-EMV); auto: stop by itself on a real observation; see README."
 )
 _TILE = flags.DEFINE_integer("tile", None, "Restore in overlapping tiles of this many pixels a side (0: whole).")
 _TILE_OVERLAP = flags.DEFINE_integer("tile_overlap", None, "Pixels by which neighbouring tiles overlap.")

@@ -172,22 +172,30 @@ def untile(grids, results) -> list:
     return merged
 
 
-def check_memory(config: ml_collections.ConfigDict, net, fcfg, problems, images_per_fit: int = 1,
+def check_memory(config: ml_collections.ConfigDict, net, fcfg, fitted, images, images_per_fit: int = 0,
                  devices=None) -> None:
-    """MemoryError, before anything is written, when the largest fit of images does not fit the device.
+    """MemoryError, before anything is written, when the largest fit of `fitted` problems (the images, or
+    their tiles) does not fit the device; the hint's tile size is for the largest of `images`.
 
+    A fit takes `images_per_fit` problems (0: all those of the largest one's shape, as `fit_images` does).
     The estimate compiles the step the fit will run (dip_jax.memory), so it costs no extra time.
     """
-    largest = max(problems, key=lambda p: p.output_shape[0] * p.output_shape[1])
-    runs = config.seeds * images_per_fit
+    shapes = [p.observation.shape for p in fitted]
+    largest = max(fitted, key=lambda p: p.output_shape[0] * p.output_shape[1])
+    runs = config.seeds * (images_per_fit or shapes.count(largest.observation.shape))
     estimate = memory.fit_memory(net, largest.observation.shape, largest.operator, fcfg, runs, method=config.method,
                                  with_clean=largest.clean is not None, devices=devices)
     free = memory.available_bytes()
     h, w, _ = largest.output_shape
-    logging.info("memory: about %s for %d run(s) at %dx%d (%s), %s free", memory.bytes_text(estimate.total_bytes),
-                 runs, h, w, estimate.method, "unknown" if free is None else memory.bytes_text(free))
+    held = memory.process_bytes()
+    logging.info("memory: about %s for %d run(s) at %dx%d (%s) on top of the %s this process holds, %s free",
+                 memory.bytes_text(estimate.total_bytes), runs, h, w, estimate.method,
+                 "unknown" if held is None else memory.bytes_text(held),
+                 "unknown" if free is None else memory.bytes_text(free))
     if config.check_memory:
-        memory.check_fits(estimate, free, f"restoring {h}x{w} pixels with {runs} run(s) at once")
+        whole = max((p.output_shape[:2] for p in images), key=lambda s: s[0] * s[1])
+        memory.check_fits(estimate, free, f"restoring {h}x{w} pixels with {runs} run(s) at once", image=whole,
+                          overlap=config.tile_overlap)
 
 
 def write_image(image_dir: str, config, problem, result, row: dict) -> None:
@@ -204,8 +212,10 @@ def write_image(image_dir: str, config, problem, result, row: dict) -> None:
         outputs.plot_history(os.path.join(image_dir, "psnr.png"), {k: v[0] for k, v in result.history.items()},
                              f"{config.task}: {os.path.basename(problem.name)}", row.get("es_iteration"))
     if not not_written:
-        outputs.plot_comparison(os.path.join(image_dir, "comparison.png"), problem, result, row,
-                                restored="ema" if ema else "final")
+        restored = "ema" if ema else "final"
+        if config.fit.stop_at_detection and row.get("es_iteration"):  # stopped by itself: its result is the detection's
+            restored = "es_ema" if ema else "es"
+        outputs.plot_comparison(os.path.join(image_dir, "comparison.png"), problem, result, row, restored=restored)
     outputs.write_json(os.path.join(image_dir, "metrics.json"), row)
 
 
@@ -264,7 +274,7 @@ def run(
     code = input_config(config, first)
     keys = ensemble.seed_keys(fit_key, config.seeds)
 
-    check_memory(config, net, fcfg, fitted)
+    check_memory(config, net, fcfg, fitted, problems)
 
     checkpoint_dir = os.path.join(out_dir, CHECKPOINTS)
     meta = checkpoint_metadata(config, first, net)
@@ -474,7 +484,7 @@ def run_folder(config: ml_collections.ConfigDict, out_dir: str, overwrite: bool 
         runs_per_fit = min(per_fit, len(problems))
     net = build_net(config, fitted[0]) if problems else None
     if problems:
-        check_memory(config, net, fcfg, fitted, runs_per_fit, devices=devices)
+        check_memory(config, net, fcfg, fitted, problems, runs_per_fit, devices=devices)
     kept = shards.prepare(out_dir, names, owners, shard, overwrite=overwrite, resume=resume, finished=set(done),
                           inputs=input_files(config, problems) + [config.images], summary_files=SUMMARY_FILES)
     name_of = dict(zip(paths, names, strict=True))

@@ -156,6 +156,21 @@ def test_progress_eta_counts_every_part_still_to_come(caplog):
     assert progress.format_seconds(3725) == "1 h 02 min" and progress.format_seconds(65) == "1 min 05 s"
 
 
+def test_progress_logs_slow_steps_at_least_every_interval(caplog):
+    """Steps of 40 s with a line every 50 steps: a line still comes once a minute, with the rate."""
+    clock = FakeClock()
+    p = progress.Progress(num_iter=100, every=50, clock=clock, interval=60.0)
+    metrics = {"loss": np.float32(0.1), "psnr_obs": np.float32(20.0)}
+    with caplog.at_level(logging.INFO):
+        p(1, metrics)
+        for step in range(2, 6):
+            clock.now += 40.0
+            p(step, metrics)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("step ")]
+    assert [line.split()[1] for line in lines] == ["3/100", "5/100"]  # 80 s after step 1, then 80 s after step 3
+    assert "40.0 s/it" in lines[-1] and "ETA 1 h 03 min" in lines[-1]  # 95 steps left at 40 s each
+
+
 def test_command_line_smoke(tiny_config_file, tmp_path):
     """The one command-line run: flags reach the config, files are written, errors are one line."""
     out = tmp_path / "out"

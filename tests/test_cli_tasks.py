@@ -131,3 +131,23 @@ def test_config_errors_come_before_any_file_is_read():
     c.task, c.image, c.observation = "sr", "a.png", "b.png"
     with pytest.raises(problems.ConfigError, match="not both"):
         problems.validate(c)
+
+
+def test_a_real_observation_stops_by_itself(files, tmp_path, monkeypatch):
+    """--observation with the default early_stopping='auto': the fit ends P steps after the detection and
+    its result is the image kept there (scored against --clean, shown in comparison.png)."""
+    monkeypatch.setitem(problems.REAL_DATA_STOPPING, "es_patience", 4)
+    photo = iio.imread(files / "clean.png").astype(float)
+    noisy = np.clip(photo + np.random.default_rng(0).normal(0, 25, photo.shape), 0, 255).astype(np.uint8)
+    iio.imwrite(tmp_path / "noisy.png", noisy)
+    out = tmp_path / "out"
+    restore_lib.run(tiny_config(observation=str(tmp_path / "noisy.png"), clean=str(files / "clean.png"),
+                                **{"fit.num_iter": 400, "fit.es_window": 5}), str(out))
+    m = _metrics(out)
+    assert m["es_stopped"] and m["es_iteration"] >= 5
+    assert m["steps_run"] == m["es_iteration"] + 4 < 400  # the rule's patience ran out: the fit ended there
+    config = json.loads((out / "config.json").read_text())
+    assert config["fit"]["early_stopping"] == "emv" and config["fit"]["stop_at_detection"]
+    for name in ("es.png", "es_ema.png", "comparison.png"):
+        assert (out / name).is_file(), name
+    assert np.isfinite(m["psnr_ema_es"])

@@ -77,3 +77,30 @@ def test_an_explicit_reg_noise_std_is_kept():
     config = sr_zebra_x4.get_config()
     config.sigma = 50.0
     assert problems.resolve(config).fit.reg_noise_std == 0.03
+
+
+@pytest.mark.parametrize("fields,want", [
+    ({}, {"early_stopping": "none", "stop_at_detection": False}),  # simulated: the fixed budget
+    ({"observation": "noisy.png"}, problems.REAL_DATA_STOPPING),  # a real observation stops by itself
+    ({"images": "photos", "observed": True}, problems.REAL_DATA_STOPPING),
+    ({"observation": "noisy.png", "fit.early_stopping": "none"}, {"early_stopping": "none"}),
+    ({"observation": "noisy.png", "fit.early_stopping": "wmv"},  # an explicit rule keeps its own fields
+     {"early_stopping": "wmv", "es_patience": 1000, "stop_at_detection": False}),
+])
+def test_auto_stopping_stops_on_real_observations_only(fields, want):
+    from experiments.configs import denoise_f16
+
+    config = denoise_f16.get_config()
+    assert config.fit.early_stopping == "auto"
+    for name, value in fields.items():
+        node, key = (config.fit, name[4:]) if name.startswith("fit.") else (config, name)
+        node[key] = value
+    resolved = problems.fit_config(config)
+    assert {k: getattr(resolved, k) for k in want} == want
+
+
+@pytest.mark.parametrize("name", ["jpeg_snail", "flash_no_flash"])
+def test_figures_of_real_photos_keep_the_papers_budget(name):
+    config = importlib.import_module(f"experiments.configs.{name}").get_config()
+    config.observation = "photo.jpg"
+    assert problems.fit_config(config).early_stopping == "none"

@@ -85,7 +85,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.fit.steps_per_call = 0
     # Early stopping (dip_jax/stopping.py): none | wmv | emv, window W, patience P, EMV decay;
     # with stop_at_detection the fit ends P steps after the detection instead of at num_iter.
-    c.fit.early_stopping = "none"
+    # 'auto': experiments.problems.REAL_DATA_STOPPING on a real observation (--observation, or
+    # --images with observed=True), the fixed budget `num_iter` when the degradation is simulated.
+    c.fit.early_stopping = "auto"
     c.fit.es_window = 100
     c.fit.es_patience = 1000
     c.fit.es_emv_decay = 0.9

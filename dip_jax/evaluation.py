@@ -63,16 +63,28 @@ def early_stopping(stop, history: dict, clean: Optional[jax.Array]) -> dict:
     return out
 
 
+@jax.jit
+def task_scores(operator: Operator, image: jax.Array, observation: jax.Array) -> dict:
+    """`operator.scores` of an image as it is saved (clipped to [0, 1], 8 bits), compiled with the operator's
+    arrays (a classifier's weights) as arguments."""
+    as_saved = jnp.round(jnp.clip(image, 0.0, 1.0) * 255.0) / 255.0
+    return operator.scores(as_saved, observation)
+
+
 def evaluate(observation: jax.Array, clean: Optional[jax.Array], result, operator: Operator) -> dict:
     """The numbers of a restoration with K >= 1 seeds (`ensemble.SeedsResult`; seed 0 is the single run).
 
-    Always: the steps run, backtracks, the final loss (mean over seeds) and `psnr_obs_final`,
-    how well A(output) reproduces the observation (all that can be measured without a clean
-    image). With a clean image: PSNR and SSIM of the input (when it has the image's size), of
-    seed 0's last and averaged outputs, the best PSNR of the average along the fit; for SR
-    the bicubic baseline and the paper's Y-channel PSNR (REFERENCE §4.3); for K > 1 every
-    seed's PSNR, their mean and spread and the PSNR of the mean image. With an early-stopping
-    rule: seed 0's detection and, with a clean image, its gap to the oracle.
+    Always: the steps run, backtracks, the final loss (mean over seeds), `psnr_obs_final`,
+    how well A(output) reproduces the observation (unless the operator has no observation),
+    and the operator's own `scores` of seed 0's last output as it is saved (clipped, 8 bits),
+    each as `<name>_final`, and of its averaged output as `<name>_ema` when the fit averaged
+    (a classifier's confidence for activation maximisation; the feature distance and PSNR
+    to the original for feature inversion). With a clean image: PSNR and SSIM of the input
+    (when it has the image's size), of seed 0's last and averaged outputs, the best PSNR of
+    the average along the fit; for SR the bicubic baseline and the paper's Y-channel PSNR
+    (REFERENCE §4.3); for K > 1 every seed's PSNR, their mean and spread and the PSNR of the
+    mean image. With an early-stopping rule: seed 0's detection and, with a clean image, its
+    gap to the oracle.
     """
     k = int(result.finals.shape[0])
     history = {name: np.asarray(v) for name, v in result.history.items()}
@@ -81,7 +93,14 @@ def evaluate(observation: jax.Array, clean: Optional[jax.Array], result, operato
     if "loss" in history and history["loss"].size:
         out.update(steps_run=int(history["loss"].shape[1]), backtracks=int(np.sum(history["backtracked"])),
                    final_loss=float(np.mean(history["loss"][:, -1])))
-    out["psnr_obs_final"] = float(metrics.psnr(operator.forward(result.finals[0]), observation))
+    if operator.observed:
+        out["psnr_obs_final"] = float(metrics.psnr(operator.forward(result.finals[0]), observation))
+    scored = {"final": result.finals[0]}
+    if not bool(jnp.array_equal(result.emas[0], result.finals[0])):  # the fit averaged its outputs
+        scored["ema"] = result.emas[0]
+    for name, image in scored.items():
+        scores = jax.device_get(task_scores(operator, image, observation))
+        out.update({f"{k}_{name}": np.asarray(v).item() for k, v in scores.items()})  # ints stay ints
     if k > 1:
         out["uncertainty_max"] = float(jnp.max(result.std))
     if clean is not None:

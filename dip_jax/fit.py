@@ -239,10 +239,13 @@ def train_step(
         d = config.ema_decay
         ema = jnp.where(state.step == 0, out, d * state.ema + (1.0 - d) * out)
 
-    psnr_obs = metrics.psnr(operator.forward(out), observation)
+    # An operator whose observation is a placeholder (operator.observed False) has no PSNR to log or backtrack on.
+    psnr_obs = metrics.psnr(operator.forward(out), observation) if operator.observed else None
     base_params, saved, last_psnr, counter = state.params, state.saved_params, state.last_psnr, state.counter + 1
     backtracked = jnp.zeros((), bool)
     if config.backtrack:
+        if psnr_obs is None:
+            raise ValueError(f"backtracking follows PSNR(A(out), y), and {type(operator).__name__} has no observation")
         check = state.counter % config.backtrack_check_every == 0
         if config.backtrack_skip_every:
             check &= state.counter % config.backtrack_skip_every != 0
@@ -259,7 +262,9 @@ def train_step(
     updates, opt_state = optimizer(config).update(grads, state.opt_state, base_params)
     params = optax.apply_updates(base_params, updates)
 
-    step_metrics = {"loss": loss, "psnr_obs": psnr_obs, "backtracked": backtracked}
+    step_metrics = {"loss": loss, "backtracked": backtracked}
+    if psnr_obs is not None:
+        step_metrics["psnr_obs"] = psnr_obs
     if clean is not None:
         step_metrics["psnr_clean"] = metrics.psnr(out, clean)
         step_metrics["psnr_ema_clean"] = metrics.psnr(ema, clean)

@@ -36,12 +36,16 @@ def from_image(image: jax.Array) -> jax.Array:
     return jnp.asarray(image, jnp.float32)[None]
 
 
-def make(key: jax.Array, kind: str, height: int, width: int, channels: int = 32, scale: float = 0.1, image=None):
-    """One entry point for configs: kind in {'noise', 'noise_normal', 'meshgrid', 'image'}."""
-    if kind == "noise":
-        return noise(key, height, width, channels, "u", scale)
-    if kind == "noise_normal":
-        return noise(key, height, width, channels, "n", scale)
+def make(key: jax.Array, kind: str, height: int, width: int, channels: int = 32, scale: float = 0.1, image=None,
+         offset: float = 0.0):
+    """One entry point for configs: kind in {'noise', 'noise_normal', 'meshgrid', 'image'}.
+
+    `offset` is added to the noise kinds (the activation-maximisation notebook's TV baseline
+    starts its pixels at 0.5 + U(0, 0.1)).
+    """
+    if kind in ("noise", "noise_normal"):
+        z = noise(key, height, width, channels, "u" if kind == "noise" else "n", scale)
+        return z + offset if offset else z
     if kind == "meshgrid":
         return meshgrid(height, width)
     if kind == "image":

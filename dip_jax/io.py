@@ -118,6 +118,21 @@ def save_image(path: str, image: np.ndarray) -> None:
     iio.imwrite(path, a)
 
 
+def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """An HWC [0, 1] image resized to height x width as the original's `get_image`: Pillow's bicubic
+    filter to enlarge, its antialiased Lanczos to shrink; the 8-bit image is what Pillow resizes."""
+    from PIL import Image
+
+    a = to_uint8(image)
+    if a.shape[:2] == (height, width):
+        return np.asarray(image, np.float32)
+    gray = a.shape[-1] == 1
+    pil = Image.fromarray(a[..., 0] if gray else a)
+    resample = Image.BICUBIC if width > a.shape[1] else Image.LANCZOS
+    out = np.asarray(pil.resize((width, height), resample), np.float32) / 255.0
+    return out[..., None] if gray else out
+
+
 def center_crop(image: np.ndarray, height: int, width: int) -> np.ndarray:
     h, w = image.shape[:2]
     if height > h or width > w:

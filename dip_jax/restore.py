@@ -30,6 +30,7 @@ class InputConfig:
     kind: str = "noise"
     channels: int = 32
     scale: float = 0.1
+    offset: float = 0.0  # added to the noise kinds
 
 
 DEFAULT_INPUT = InputConfig()
@@ -67,7 +68,8 @@ def make_code(key: jax.Array, net, height: int, width: int, input_config: InputC
     if input_config.kind == "image" and image is not None and crop is not None:
         (top, left, h, w) = crop
         image = jnp.pad(jnp.asarray(image), ((top, ph - h - top), (left, pw - w - left), (0, 0)), mode="reflect")
-    z = inputs.make(key, input_config.kind, code_h, code_w, input_config.channels, input_config.scale, image)
+    z = inputs.make(key, input_config.kind, code_h, code_w, input_config.channels, input_config.scale, image,
+                    input_config.offset)
     if z.shape[-1] != net.num_input_channels:
         raise ValueError(f"the code has {z.shape[-1]} channels but the net takes {net.num_input_channels}")
     return z, crop

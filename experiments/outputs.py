@@ -211,7 +211,8 @@ def write_images(out_dir: str, problem, result, ema: bool = True) -> list[str]:
             return
         io.save_image(os.path.join(out_dir, name), image)
 
-    save("observation.png", problem.observation)
+    if problem.operator.observed:  # not a placeholder canvas
+        save("observation.png", problem.observation)
     save("final.png", result.finals[0])
     save("ema.png", result.emas[0])
     if problem.clean is not None:
@@ -256,6 +257,30 @@ def _pyplot():
     return plt
 
 
+def plot_loss(path: str, curves: dict, title: str, log_x: bool = False) -> None:
+    """Loss against iteration, one line per entry of `curves` (name -> (T,)); a log scale where all are positive."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, loss in curves.items():
+        loss = np.asarray(loss)
+        ax.plot(np.arange(1, len(loss) + 1), loss, label=name, lw=1)
+    values = np.concatenate([np.asarray(v).ravel() for v in curves.values()])
+    values = values[np.isfinite(values)]
+    if values.size and values.min() > 0:
+        ax.set_yscale("log")
+    if log_x:
+        ax.set_xscale("log")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("loss")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if len(curves) > 1:
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def plot_history(path: str, history: dict, title: str, es_iteration: Optional[int] = None) -> None:
     """PSNR against iteration of one fit (`history` of one seed: name -> (T,))."""
     plt = _pyplot()
@@ -282,14 +307,34 @@ def _title(name: str, scores: dict, key: str) -> str:
     return name if value is None else f"{name}\n{value:.2f} dB"
 
 
+def task_caption(scores: dict, which: str = "final") -> str:
+    """One line of an operator's own scores (`evaluate`'s `<name>_<which>`) for a figure title; '' if none.
+
+    Activation maximisation: the target class's probability and rank (or the driven channel's
+    value); feature inversion: the feature distance and the PSNR to the original.
+    """
+    get = lambda name: scores.get(f"{name}_{which}")  # noqa: E731
+    parts = []
+    if get("target_probability") is not None:
+        parts.append(f"p({scores.get('class_name', 'target')}) {get('target_probability'):.3f}, "
+                     f"rank {int(get('target_rank'))}, logit {get('unit_value'):.1f}")
+    elif get("unit_value") is not None:
+        parts.append(f"channel {scores.get('unit', '')} sum {get('unit_value'):.4g}")
+    if get("feature_distance") is not None:
+        parts.append(f"feature distance {get('feature_distance'):.3f}, {get('psnr_original'):.2f} dB")
+    return "; ".join(parts)
+
+
 def plot_comparison(path: str, problem, result, scores: dict, restored: str = "ema") -> None:
     """comparison.png: observation | restored | clean (when known) | uncertainty (K > 1), PSNRs in the titles.
+
+    No observation panel where the operator has none (activation maximisation); the
+    operator's own scores (`task_caption`) go under the restored image's title.
 
     `restored` names the output shown as restored: 'ema' or 'final', or 'es_ema' / 'es' (the
     average / output kept at the early-stopping detection, for a fit that stopped by itself);
     `scores` are `evaluation.evaluate`'s numbers, whose PSNRs against the clean image go into the titles.
     """
-    plt = _pyplot()
     k = int(result.finals.shape[0])
     stop = getattr(result.state, "stopping", None)
     image, what, score = {
@@ -298,8 +343,11 @@ def plot_comparison(path: str, problem, result, scores: dict, restored: str = "e
         "es_ema": lambda: (stop.average[0], f"average at step {scores.get('es_iteration')}", "psnr_ema_es"),
         "es": lambda: (stop.output[0], f"output at step {scores.get('es_iteration')}", "psnr_es"),
     }[restored]()
-    panels = [(_title("observation", scores, "psnr_input"), problem.observation),
-              (_title(f"restored ({what})", scores, score), image)]
+    title = _title(f"restored ({what})", scores, score)
+    caption = (task_caption(scores, restored) if restored in ("ema", "final") else None) or task_caption(scores)
+    panels = [(title + (f"\n{caption}" if caption else ""), image)]
+    if problem.operator.observed:
+        panels.insert(0, (_title("observation", scores, "psnr_input"), problem.observation))
     if k > 1:
         panels.append((_title(f"mean of {k} seeds", scores, "psnr_mean_image"), result.mean))
     if problem.clean is not None:
@@ -307,6 +355,12 @@ def plot_comparison(path: str, problem, result, scores: dict, restored: str = "e
     if k > 1:
         std = np.asarray(result.std).mean(axis=-1)
         panels.append((f"uncertainty (std over seeds, max {float(std.max()):.3f})", std))
+    plot_panels(path, panels)
+
+
+def plot_panels(path: str, panels: list) -> None:
+    """One row of images with their titles: [(title, image)]; an HWC image in [0, 1] (clipped), or a 2-D map."""
+    plt = _pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.6))
     for ax, (title, panel) in zip(np.atleast_1d(axes), panels, strict=True):
         panel = np.asarray(panel)

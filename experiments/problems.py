@@ -9,6 +9,7 @@ and checked here, before anything is written or fitted.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from typing import Optional
 
@@ -17,14 +18,17 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from dip_jax import ensemble, io, models, operators
+from dip_jax import classifiers, ensemble, evaluation, io, models, operators
 from dip_jax import fit as fit_lib
 from dip_jax.restore import InputConfig
 
-TASKS = ("denoise", "inpaint", "sr", "jpeg", "flash", "deblur")
+TASKS = ("denoise", "inpaint", "sr", "jpeg", "flash", "deblur", "invert", "activation")
 MASK_GENERATORS = ("bernoulli", "text", "box")
-# Tasks whose operator depends on the image (a mask, a flash photo): one image per run.
-PER_IMAGE_TASKS = ("inpaint", "flash")
+# Tasks whose operator depends on the image (a mask, a flash photo), or that have no image
+# (activation maximisation): one image per run.
+PER_IMAGE_TASKS = ("inpaint", "flash", "activation")
+# Tasks of a pretrained classifier (config.features): feature inversion, activation maximisation.
+FEATURE_TASKS = ("invert", "activation")
 MAX_NUM_ITER = 1_000_000
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
@@ -101,6 +105,32 @@ def validate(config: ml_collections.ConfigDict) -> None:
                           f"{config.task} needs its own mask or flash photo per image")
     if config.images and config.observation:
         raise ConfigError("give either --observation or --images (with --config.observed=True for degraded ones)")
+    if not config.tv_beta > 0:
+        raise ConfigError(f"tv_beta must be > 0, got {config.tv_beta}")
+    if config.task in FEATURE_TASKS:
+        validate_features(config)
+
+
+def validate_features(config: ml_collections.ConfigDict) -> None:
+    """The classifier settings of feature inversion and activation maximisation."""
+    f = config.features
+    if f.classifier not in classifiers.names():
+        raise ConfigError(f"unknown classifier {f.classifier!r}; expected one of {classifiers.names()}")
+    if f.classifier != "efficientnet_lite0" and not f.weights:
+        raise ConfigError(f"{f.classifier} needs its weights: --config.features.weights=PATH (a .pth file)")
+    if f.weights and not os.path.isfile(f.weights):
+        raise ConfigError(f"no such weights file: {f.weights}")
+    if config.task == "invert" and f.loss not in operators.feature_inversion.LOSSES:
+        raise ConfigError(f"unknown feature loss {f.loss!r}; expected one of {operators.feature_inversion.LOSSES}")
+    if config.task == "activation" and not str(f.unit):
+        raise ConfigError("activation maximisation needs --config.features.unit: an ImageNet class (name or "
+                          "index) of the logits layer, or a channel index of another layer")
+    for name in ("input_size", "output_size"):
+        size = tuple(f[name])
+        if len(size) != 2 or min(size) < 0 or (0 in size and size != (0, 0)):
+            raise ConfigError(f"features.{name} must be (height, width) > 0, or (0, 0), got {size}")
+    if config.fit.backtrack and config.task == "activation":
+        raise ConfigError("backtracking follows the PSNR to the observation; activation maximisation has none")
 
 
 # sigma_p of denoising (REFERENCE §3.2): the original uses 1/30 for sigma = 25 and says to use
@@ -152,7 +182,7 @@ def input_config(config: ml_collections.ConfigDict, problem: ImageProblem) -> In
     if problem.code_image is not None:
         return InputConfig("image", problem.code_image.shape[-1], config.input.scale)
     channels = 2 if config.input.kind == "meshgrid" else config.input.channels
-    return InputConfig(config.input.kind, channels, config.input.scale)
+    return InputConfig(config.input.kind, channels, config.input.scale, config.input.offset)
 
 
 def build_net(config: ml_collections.ConfigDict, problem: ImageProblem):
@@ -205,6 +235,33 @@ def blur_kernel(config: ml_collections.ConfigDict) -> np.ndarray:
     return kernel
 
 
+@functools.lru_cache(maxsize=4)
+def load_classifier(name: str, weights: str = "") -> classifiers.Classifier:
+    """A pretrained classifier (read once per process: several runs of one app share it)."""
+    return classifiers.get(name, weights or None)
+
+
+def _size(size) -> Optional[tuple]:
+    return tuple(size) if tuple(size) != (0, 0) else None
+
+
+def feature_operator(config: ml_collections.ConfigDict) -> operators.Operator:
+    """The feature task's operator: inverting a layer's activations, or driving one of its units."""
+    f = config.features
+    classifier = load_classifier(f.classifier, f.weights)
+    layer = f.layer or classifier.logits_layer
+    sizes = dict(image_size=_size(f.input_size), output_size=_size(f.output_size))
+    if config.task == "invert":
+        return operators.FeatureInversion(classifier, layer, f.loss, **sizes)
+    if layer == classifier.logits_layer:
+        unit = classifiers.class_index(f.unit)
+    elif str(f.unit).strip().isdigit():
+        unit = int(f.unit)
+    else:
+        raise ConfigError(f"{layer} is not the logits layer: its unit is a channel index, got {f.unit!r}")
+    return operators.ActivationMaximization(classifier, layer, unit, int(f.window), f.target, float(f.weight), **sizes)
+
+
 def make_operator(config: ml_collections.ConfigDict, image_shape, key: jax.Array) -> operators.Operator:
     """The task's operator; `image_shape` is the restored image's (for masks), `key` draws masks."""
     task = config.task
@@ -222,10 +279,12 @@ def make_operator(config: ml_collections.ConfigDict, image_shape, key: jax.Array
         operator = operators.FlashNoFlash()
     elif task == "deblur":
         operator = operators.Deblurring(jnp.asarray(blur_kernel(config)), float(config.blur_noise_sigma))
+    elif task in FEATURE_TASKS:
+        operator = feature_operator(config)
     else:
         raise ConfigError(f"unknown task {task!r}")
     if config.tv_weight:
-        operator = operators.Regularized(operator, float(config.tv_weight))
+        operator = operators.Regularized(operator, float(config.tv_weight), float(config.tv_beta))
     return operator
 
 
@@ -244,6 +303,8 @@ def load_problem(config: ml_collections.ConfigDict, key: jax.Array, path: str = 
     if path:  # folder mode: this image stands for --image
         config = config.copy_and_resolve_references()
         config.image = path
+    if config.task in FEATURE_TASKS:
+        return load_feature_problem(config, key, path)
     crop = tuple(config.crop)
     sr = config.task == "sr"
     # For SR the crop is the high-resolution size: a low-resolution observation gets crop / factor.
@@ -279,6 +340,35 @@ def load_problem(config: ml_collections.ConfigDict, key: jax.Array, path: str = 
         operators.flash.check_flash_pair(code_image.shape, observation.shape)
     return ImageProblem(image_name(config, path), observation, operator, clean, code_image,
                         path or config.observation or config.image)
+
+
+def describe_unit(operator: operators.Operator) -> dict:
+    """What a feature task's operator inverts or drives, as metrics.json records it."""
+    op = evaluation.base_operator(operator)
+    out = {"classifier": op.classifier.name, "layer": op.layer}
+    if isinstance(op, operators.ActivationMaximization):
+        out["unit"] = op.unit
+        if op.layer == op.classifier.logits_layer:
+            out["class_name"] = classifiers.class_name(op.unit)
+    return out
+
+
+def load_feature_problem(config: ml_collections.ConfigDict, key: jax.Array, path: str = "") -> ImageProblem:
+    """A feature task's problem. Inversion: the image (centre-cropped by `crop`, resized to what the
+    classifier sees as the original's `get_image` does) is the observation whose features are matched.
+    Activation maximisation has no image: its observation is a blank canvas of the classifier's size."""
+    operator = make_operator(config, None, key)
+    if config.task == "activation":
+        unit = describe_unit(operator)
+        what = unit.get("class_name", f"channel {unit['unit']}")
+        return ImageProblem(f"{unit['classifier']} {unit['layer']}: {what}", operator.simulate(None, key), operator)
+    source = path or config.observation or config.image
+    image = io.load_image(source) if source else io.default_image(config.default_image_size)
+    image = _crop(image, tuple(config.crop))
+    if image.shape[-1] == 1:  # the classifiers take RGB
+        image = np.repeat(image, 3, axis=-1)
+    observation = jnp.asarray(io.resize(image, *evaluation.base_operator(operator).crop_size))
+    return ImageProblem(image_name(config, path), observation, operator, path=source)
 
 
 def list_images(folder: str) -> list[str]:

@@ -83,7 +83,9 @@ class Progress:
             parts = [f"step {step}/{self.num_iter}"]
             if self.segments > 1:
                 parts[0] += f" (part {self.segment + 1}/{self.segments})"
-            parts += [f"loss {v['loss']:.5f}", f"psnr_obs {v['psnr_obs']:.2f}"]
+            parts.append(f"loss {v['loss']:.5f}")
+            if "psnr_obs" in v:  # none where the observation is a placeholder
+                parts.append(f"psnr_obs {v['psnr_obs']:.2f}")
             if "psnr_clean" in v:
                 parts += [f"psnr {v['psnr_clean']:.2f}", f"psnr_ema {v['psnr_ema_clean']:.2f}"]
             if self.seconds_timed > 0:

@@ -93,9 +93,9 @@ def parse_flags(argv):
         sys.exit(f"restore: error: cannot load the config: {str(e).splitlines()[0]}")
 
 
-def config_from_flags():
-    """The config file's config with the flags' overrides applied."""
-    config = _CONFIG.value
+def config_from_flags(config=None):
+    """The config file's config (or `config`) with the flags' overrides applied."""
+    config = _CONFIG.value if config is None else config
     overrides = (
         ("task", _TASK), ("image", _IMAGE), ("sigma", _SIGMA), ("seed", _SEED), ("seeds", _SEEDS), ("images", _IMAGES),
         ("net", _NET), ("observation", _OBSERVATION), ("clean", _CLEAN), ("mask", _MASK), ("factor", _FACTOR),

@@ -36,8 +36,10 @@ from dip_jax.evaluation import evaluate
 from dip_jax.restore import code_shape
 from experiments import outputs, shards
 from experiments.problems import (
+    FEATURE_TASKS,
     ConfigError,
     build_net,
+    describe_unit,
     fit_config,
     input_config,
     list_images,
@@ -51,6 +53,8 @@ from experiments.progress import Progress, format_seconds
 # Config fields a resumed run may change: how long it runs and how often it logs.
 RESUMABLE_CHANGES = (("fit", "num_iter"), ("log_every",))
 CHECKPOINTS = "checkpoints"
+# metrics.json entries the last log line repeats (a task's own scores among them)
+LOGGED_SCORES = ("psnr", "seconds", "target_", "feature_", "top1_")
 
 
 def checkpoint_metadata(config: ml_collections.ConfigDict, problem, net) -> dict:
@@ -83,8 +87,10 @@ def run_fields(config: ml_collections.ConfigDict, net, problem, progress: Progre
         out["sigma"] = float(config.sigma)
     if config.task == "sr":
         out["factor"] = int(config.factor)
+    if config.task in FEATURE_TASKS:
+        out.update(describe_unit(problem.operator))
     if config.tv_weight:
-        out["tv_weight"] = float(config.tv_weight)
+        out.update(tv_weight=float(config.tv_weight), tv_beta=float(config.tv_beta))
     if progress.diverged_at is not None:
         out["diverged_at_step"] = progress.diverged_at
     return out
@@ -209,8 +215,11 @@ def write_image(image_dir: str, config, problem, result, row: dict) -> None:
                         ", ".join(not_written))
     if result.history:
         outputs.write_history(image_dir, result.history)
-        outputs.plot_history(os.path.join(image_dir, "psnr.png"), {k: v[0] for k, v in result.history.items()},
-                             f"{config.task}: {os.path.basename(problem.name)}", row.get("es_iteration"))
+        title = f"{config.task}: {os.path.basename(problem.name)}"
+        if "psnr_obs" in result.history:
+            outputs.plot_history(os.path.join(image_dir, "psnr.png"), {k: v[0] for k, v in result.history.items()},
+                                 title, row.get("es_iteration"))
+        outputs.plot_loss(os.path.join(image_dir, "loss.png"), {"loss": result.history["loss"][0]}, title)
     if not not_written:
         restored = "ema" if ema else "final"
         if config.fit.stop_at_detection and row.get("es_iteration"):  # stopped by itself: its result is the detection's
@@ -408,7 +417,7 @@ def fit_tiles(config, tiled, grids, net, fcfg, keys, progress, interrupted, devi
 
 def log_scores(rows: list[dict]) -> None:
     for row in rows:
-        logging.info("%s: %s", row["image"], json.dumps({k: row[k] for k in row if k.startswith(("psnr", "seconds"))}))
+        logging.info("%s: %s", row["image"], json.dumps({k: row[k] for k in row if k.startswith(LOGGED_SCORES)}))
 
 
 # What the folder's summary repeats from its images' rows when they all agree.

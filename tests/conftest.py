@@ -31,9 +31,11 @@ import dip_jax  # noqa: E402
 
 dip_jax.configure_xla()  # the library's XLA defaults, before JAX starts, as the apps set them
 
+import flax.struct  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
 from dip_jax import models  # noqa: E402
+from dip_jax.operators import Operator  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -110,6 +112,16 @@ def tiny_config(**fields):
             node = node[parent]
         node[last] = value
     return config
+
+
+def feature_config(task: str, **fields):
+    """A tiny feature-task config (invert, activation): TINY_CONFIG's net, EfficientNet-Lite0 seeing the
+    top-left 64x64 of a 72x72 output (it pools globally, so any size works), a few steps, no averaging."""
+    base = {"task": task, "features.input_size": (64, 64), "features.output_size": (72, 72), "fit.num_iter": 8,
+            "fit.backtrack": False, "fit.ema_decay": None, "fit.reg_noise_std": 0.0}
+    if task == "activation":
+        base["features.unit"] = "goose"
+    return tiny_config(**{**base, **fields})
 
 
 @pytest.fixture(scope="session")
@@ -208,3 +220,20 @@ def start_processes(commands, env=None, timeout=600):
             out.close()
             err.close()
     return results
+
+
+@flax.struct.dataclass
+class Brightness(Operator):
+    """A made-up task without an observation (as activation maximisation's canvas), with scores of its own: it
+    drives the mean up; its scores are the mean and the brightest value's flat index."""
+
+    observed = False
+
+    def forward(self, x):
+        return x
+
+    def data_term(self, x, y):
+        return -jnp.mean(x)
+
+    def scores(self, x, y):
+        return {"mean": jnp.mean(x), "argmax": jnp.argmax(x)}

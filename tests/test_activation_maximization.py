@@ -94,3 +94,21 @@ def test_tv_prior_baseline_on_a_channel(efficientnet):
           f"channel {float(op.value(z[0])):.1f} -> {float(op.value(r.final)):.1f}")
     assert loss[-1] < loss[0]
     assert float(op.value(r.final)) > float(op.value(z[0]))
+
+
+def test_scores_are_the_classifiers_confidence_and_rank(efficientnet):
+    x = jax.random.uniform(jax.random.key(4), (72, 72, 3))
+    goose = operators.ActivationMaximization.for_class(efficientnet, "goose", image_size=(64, 64),
+                                                       output_size=(72, 72))
+    s = jax.jit(lambda o, x: o.scores(x, o.canvas()))(goose, x)
+    p = np.asarray(efficientnet.probabilities(x[:64, :64]))
+    np.testing.assert_allclose(float(s["target_probability"]), p[99], rtol=1e-5)
+    assert int(s["target_rank"]) == 1 + int(np.sum(p > p[99]))
+    assert int(s["top1_class"]) == int(np.argmax(p))
+    np.testing.assert_allclose(float(s["top1_probability"]), p.max(), rtol=1e-5)
+    np.testing.assert_allclose(float(s["unit_value"]), float(efficientnet.logits(x[:64, :64])[99]), rtol=1e-5)
+    channel = operators.ActivationMaximization(efficientnet, CONV, 7, image_size=(64, 64), output_size=(72, 72))
+    c = channel.scores(x, channel.canvas())
+    assert "target_probability" not in c  # a channel is no class
+    np.testing.assert_allclose(float(c["unit_value"]), float(channel.value(x)), rtol=1e-5)
+    assert not goose.observed and operators.FeatureInversion(efficientnet, CONV).observed

@@ -6,7 +6,7 @@ import chex
 import imageio.v3 as iio
 import numpy as np
 import pytest
-from conftest import tiny_config
+from conftest import feature_config, tiny_config
 
 from experiments import problems, restore_lib
 from experiments.configs import common
@@ -151,3 +151,91 @@ def test_a_real_observation_stops_by_itself(files, tmp_path, monkeypatch):
     for name in ("es.png", "es_ema.png", "comparison.png"):
         assert (out / name).is_file(), name
     assert np.isfinite(m["psnr_ema_es"])
+
+
+# Feature inversion and activation maximisation: EfficientNet-Lite0 sees the top-left 64x64 of the net's output.
+WINDOW = 64
+
+
+@pytest.fixture(scope="module")
+def efficientnet_of_runs():
+    """The classifier the runs load (problems caches it): scores are checked against it directly."""
+    return problems.load_classifier("efficientnet_lite0", "")
+
+
+def test_activation_maximisation_scores_the_saved_image(efficientnet_of_runs, tmp_path):
+    from dip_jax import classifiers
+
+    out = tmp_path / "activation"
+    m = restore_lib.run(feature_config("activation", **{"fit.num_iter": 20, "fit.lr": 0.01}), str(out))
+    for name in ("final.png", "comparison.png", "loss.png", "history.npz", "metrics.json", "config.json"):
+        assert (out / name).is_file(), name
+    assert not (out / "observation.png").exists() and not (out / "psnr.png").exists()  # a blank canvas: nothing to show
+    assert (m["classifier"], m["layer"], m["unit"], m["class_name"]) == ("efficientnet_lite0", "fc", 99, "goose")
+    assert "psnr_obs_final" not in m and "psnr_obs" not in np.load(out / "history.npz")
+    # the confidence and rank are those of the saved PNG's window, computed directly
+    saved = iio.imread(out / "final.png") / 255.0
+    assert saved.shape == (72, 72, 3)
+    p = np.asarray(classifiers.probabilities(efficientnet_of_runs, saved[:WINDOW, :WINDOW].astype(np.float32)))
+    np.testing.assert_allclose(m["target_probability_final"], p[99], rtol=1e-4, atol=1e-7)
+    assert m["target_rank_final"] == 1 + int(np.sum(p > p[99]))
+    assert m["top1_class_final"] == int(np.argmax(p))
+    loss = np.load(out / "history.npz")["loss"]
+    print(f"goose logit fit: loss {loss[0]:.1f} -> {loss[-1]:.1f}, p {m['target_probability_final']:.4f}, "
+          f"rank {m['target_rank_final']}")
+    assert loss[-1] < loss[0] - 25  # 5 |300 - logit|: the logit rose by 5 or more (measured: 1497.7 -> 1417.4)
+
+
+def test_feature_inversion_of_a_photo(efficientnet_of_runs, files, tmp_path):
+    from dip_jax import io, metrics
+
+    out = tmp_path / "invert"
+    m = restore_lib.run(feature_config("invert", image=str(files / "clean.png"), **{"features.layer": "blocks.5",
+                                                                                      "fit.lr": 0.02}), str(out))
+    assert (m["classifier"], m["layer"], m["shape"]) == ("efficientnet_lite0", "blocks.5", [WINDOW, WINDOW, 3])
+    observation = iio.imread(out / "observation.png") / 255.0  # the photo resized to what the classifier sees
+    np.testing.assert_allclose(observation, io.resize(io.load_image(str(files / "clean.png")), WINDOW, WINDOW),
+                               atol=1e-6)
+    window = (iio.imread(out / "final.png") / 255.0)[:WINDOW, :WINDOW].astype(np.float32)
+    phi = efficientnet_of_runs.activations(window, "blocks.5")
+    target = efficientnet_of_runs.activations(observation.astype(np.float32), "blocks.5")
+    np.testing.assert_allclose(m["feature_distance_final"], float(np.sum((phi - target) ** 2) / np.sum(target**2)),
+                               rtol=1e-3)
+    np.testing.assert_allclose(m["psnr_original_final"], float(metrics.psnr(window, observation)), atol=1e-3)
+    loss = np.load(out / "history.npz")["loss"]
+    print(f"inversion of blocks.5: loss {loss[0]:.2f} -> {loss[-1]:.2f}, relative distance "
+          f"{m['feature_distance_final']:.3f}, {m['psnr_original_final']:.2f} dB")
+    assert loss[-1] < 0.8 * loss[0]
+
+
+def test_tv_prior_baselines_of_the_feature_tasks(tmp_path):
+    """The pixels net with a TV term: the activation notebook's TV_2 weight, pixels from 0.5 + U(0, 0.1)."""
+    from experiments.configs import activation_maximization
+
+    tv = activation_maximization.get_config("tv")
+    fields = {"net": tv.net, "input.channels": 3, "input.offset": tv.input.offset, "tv_weight": tv.tv_weight,
+              "tv_beta": tv.tv_beta, "fit.lr": 0.01}
+    config = feature_config("activation", **fields)
+    config.net_overrides = tv.net_overrides
+    m = restore_lib.run(config, str(tmp_path / "tv"))
+    assert m["net"] == "pixels" and m["num_params"] == 72 * 72 * 3
+    assert (m["tv_weight"], m["tv_beta"]) == (pytest.approx(1e-6 * 255.0**4), 2.0)
+    loss = np.load(tmp_path / "tv" / "history.npz")["loss"]
+    assert loss[-1] < loss[0]
+
+
+@pytest.mark.parametrize("fields,message", [
+    ({"features.classifier": "resnet50"}, "unknown classifier"),
+    ({"features.classifier": "alexnet_caffe"}, "alexnet_caffe needs its weights"),
+    ({"features.weights": "/no/such.pth"}, "no such weights file"),
+    ({"features.unit": ""}, "needs --config.features.unit"),
+    ({"features.unit": "unicorn"}, "no ImageNet class is named 'unicorn'"),
+    ({"features.layer": "blocks.8", "features.unit": "goose"}, "its unit is a channel index"),
+    ({"features.input_size": (64, 0)}, "features.input_size must be"),
+    ({"fit.backtrack": True}, "activation maximisation has none"),
+])
+def test_bad_feature_settings_fail_before_anything_is_written(tmp_path, fields, message):
+    out = tmp_path / "never"
+    with pytest.raises(ValueError, match=message):
+        restore_lib.run(feature_config("activation", **fields), str(out))
+    assert not out.exists()

@@ -5,7 +5,7 @@ import importlib
 import jax.numpy as jnp
 import pytest
 
-from dip_jax import models, operators
+from dip_jax import evaluation, models, operators
 from experiments import problems
 
 # config module (and variant) -> (image channels, parameter count of the figure's net)
@@ -23,6 +23,13 @@ EXPECTED = {
     ("sr_prior_effect", "tv"): (3, 64 * 64 * 3),  # the pixels of a 64 x 64 test image
     ("sr_prior_effect", "none"): (3, 64 * 64 * 3),
     ("flash_no_flash", None): (3, 2_184_307),
+    # the feature notebooks' 6-level nets; the TV baselines' pixels of a 64 x 64 test image
+    ("feature_inversion", "deep"): (3, 2_606_763),
+    ("feature_inversion", "tv"): (3, 64 * 64 * 3),
+    ("activation_maximization", "deep"): (3, 2_948_567),
+    ("activation_maximization", "tv"): (3, 64 * 64 * 3),
+    ("activation_channel", "deep"): (3, 2_948_567),
+    ("activation_channel", "tv"): (3, 64 * 64 * 3),
 }
 
 
@@ -104,3 +111,48 @@ def test_figures_of_real_photos_keep_the_papers_budget(name):
     config = importlib.import_module(f"experiments.configs.{name}").get_config()
     config.observation = "photo.jpg"
     assert problems.fit_config(config).early_stopping == "none"
+
+
+# feature config -> (layer, unit) it inverts or drives with EfficientNet-Lite0, the default classifier
+FEATURE_CONFIGS = {"feature_inversion": ("blocks.10", None), "activation_maximization": ("fc", 100),
+                   "activation_channel": ("blocks.10", 2)}
+
+
+@pytest.mark.parametrize("name", sorted(FEATURE_CONFIGS))
+@pytest.mark.parametrize("prior", ["deep", "tv"])
+def test_feature_configs_build_their_operator(name, prior):
+    """Every variant validates; EfficientNet-Lite0's builds its operator, the paper's nets ask for their weights."""
+    import jax
+
+    module = importlib.import_module(f"experiments.configs.{name}")
+    assert "python -m experiments" in module.__doc__ and "MEASURED" not in module.__doc__
+    config = module.get_config(prior)
+    problems.validate(config)
+    operator = problems.make_operator(config, None, jax.random.key(0))
+    base = evaluation.base_operator(operator)
+    layer, unit = FEATURE_CONFIGS[name]
+    assert base.layer == layer and getattr(base, "unit", None) == unit
+    assert base.crop_size == (224, 224) and base.net_size == (256, 256)  # the notebooks' window of a 256 output
+    assert (config.net == "pixels") == (prior == "tv") and (config.tv_weight > 0) == (prior == "tv")
+    for classifier in ("alexnet_caffe", "vgg19_caffe", "vgg16_caffe"):
+        paper = module.get_config(f"{prior},{classifier}")
+        assert paper.features.classifier == classifier and paper.fit.num_iter == 3100
+        with pytest.raises(problems.ConfigError, match=f"{classifier} needs its weights"):
+            problems.validate(paper)
+
+
+def test_the_notebooks_settings_for_alexnet():
+    """REFERENCE §3.2: fc6 inverted at LR 0.001 (AlexNet given 224 x 224, §6.16); fc8 driven at 0.01, conv4 at 0.001."""
+    from experiments.configs import activation_channel, activation_maximization, feature_inversion
+
+    inversion = feature_inversion.get_config("deep,alexnet_caffe")
+    assert (inversion.features.layer, inversion.fit.lr, tuple(inversion.features.input_size)) == ("fc6", 0.001,
+                                                                                                 (224, 224))
+    assert inversion.net_overrides.pad == "zero" and inversion.net_overrides.upsample_mode == "nearest"
+    classes = activation_maximization.get_config("deep,alexnet_caffe")
+    assert (classes.features.layer, classes.fit.lr, classes.fit.reg_noise_std) == ("", 0.01, 0.03)
+    channel = activation_channel.get_config("deep,alexnet_caffe")
+    assert (channel.features.layer, channel.features.unit, channel.fit.lr) == ("conv4", "2", 0.001)
+    tv = activation_maximization.get_config("tv,alexnet_caffe")
+    assert (tv.fit.lr, tv.tv_beta, tv.input.offset) == (0.01, 2.0, 0.5)
+    assert tv.tv_weight == pytest.approx(1e-6 * 255**4)

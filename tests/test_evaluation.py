@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import Brightness
 
 from dip_jax import ensemble, fit, metrics, operators, stopping
 from dip_jax.evaluation import evaluate, finite_or_none
@@ -108,3 +109,17 @@ def test_values_that_are_not_finite_are_json_null():
     json.dumps(m, allow_nan=False)  # standard JSON
     assert finite_or_none({"a": [1.0, float("inf")], "b": np.float32(2.5), "c": np.bool_(True), "d": "x"}) == {
         "a": [1.0, None], "b": 2.5, "c": True, "d": "x"}
+
+
+def test_operator_scores_of_the_saved_images_and_no_psnr_without_an_observation():
+    result = fake_result(k=1)
+    m = evaluate(jnp.zeros((16, 16, 3)), None, result, Brightness())
+    assert "psnr_obs_final" not in m
+    saved = np.round(np.clip(np.asarray(result.finals[0]), 0, 1) * 255) / 255  # as final.png holds it
+    np.testing.assert_allclose(m["mean_final"], saved.mean(), rtol=1e-6)
+    assert m["argmax_final"] == int(np.argmax(saved)) and isinstance(m["argmax_final"], int)
+    np.testing.assert_allclose(m["mean_ema"], (np.round(np.asarray(result.emas[0]) * 255) / 255).mean(), rtol=1e-6)
+    # no average (emas are the finals): scored once; Regularized reports its base's scores
+    same = result.replace(emas=result.finals)
+    tv = evaluate(jnp.zeros((16, 16, 3)), None, same, operators.Regularized(Brightness(), 1.0))
+    assert "mean_final" in tv and "mean_ema" not in tv and "psnr_obs_final" not in tv

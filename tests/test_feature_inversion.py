@@ -112,3 +112,17 @@ def test_tv_prior_baseline_and_seeds_need_nothing_new(efficientnet, cat64):
                               input_config=InputConfig("noise", 4))
     chex.assert_shape(runs.finals, (2, 64, 64, 3))
     assert np.all(np.isfinite(runs.history["loss"]))
+
+
+def test_scores_are_the_relative_distance_mse_and_psnr_of_the_window(efficientnet, cat64):
+    op = operators.FeatureInversion(efficientnet, LAYER, image_size=(64, 64), output_size=(72, 72))
+    x = jax.random.uniform(jax.random.key(3), (72, 72, 3))
+    s = jax.jit(lambda o, x, y: o.scores(x, y))(op, x, cat64)
+    phi, target = efficientnet.activations(x[:64, :64], LAYER), efficientnet.activations(cat64, LAYER)
+    squared = float(jnp.sum(jnp.square(phi - target)))
+    np.testing.assert_allclose(float(s["feature_distance"]), squared / float(jnp.sum(jnp.square(target))), rtol=1e-5)
+    np.testing.assert_allclose(float(s["feature_mse"]), float(_data_term(op, x, cat64)), rtol=1e-5)
+    want_psnr = -10 * np.log10(np.mean((np.asarray(x[:64, :64]) - np.asarray(cat64)) ** 2))
+    np.testing.assert_allclose(float(s["psnr_original"]), want_psnr, rtol=1e-5)
+    assert float(op.scores(jnp.pad(cat64, ((0, 8), (0, 8), (0, 0))), cat64)["feature_distance"]) == 0.0
+    assert operators.Regularized(op, 1.0).scores(x, cat64).keys() == s.keys()

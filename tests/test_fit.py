@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from conftest import smooth_image, tiny_skip
+from conftest import Brightness, smooth_image, tiny_skip
 
 from dip_jax import fit, inputs, metrics, operators
 
@@ -259,3 +259,12 @@ def test_precision_reaches_every_convolution(setup, name, precision):
 def test_unknown_precision_is_rejected():
     with pytest.raises(ValueError, match="precision must be one of"):
         fit.FitConfig(precision="fp8")
+
+
+def test_an_operator_without_observation_logs_no_psnr_and_cannot_backtrack(setup):
+    net, z, clean = setup
+    r = fit.fit(net, z, jnp.zeros_like(clean), Brightness(), fit.FitConfig(num_iter=3), jax.random.key(0))
+    assert set(r.history) == {"loss", "backtracked"}
+    with pytest.raises(ValueError, match="no observation"):
+        fit.fit(net, z, jnp.zeros_like(clean), Brightness(), fit.FitConfig(num_iter=3, backtrack=True),
+                jax.random.key(0))

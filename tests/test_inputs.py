@@ -42,3 +42,11 @@ def test_make_dispatches_and_rejects_unknown_kinds():
         inputs.make(jax.random.key(0), "perlin", 4, 4)
     with pytest.raises(ValueError, match="needs an image"):
         inputs.make(jax.random.key(0), "image", 4, 4)
+
+
+def test_offset_shifts_the_noise_codes():
+    key = jax.random.key(3)
+    z = inputs.make(key, "noise", 8, 8, 3, 0.1, offset=0.5)
+    np.testing.assert_allclose(z, 0.5 + inputs.noise(key, 8, 8, 3), atol=1e-7)
+    assert 0.5 <= float(z.min()) and float(z.max()) < 0.6  # the TV baselines' pixels: 0.5 + U(0, 0.1)
+    np.testing.assert_array_equal(inputs.make(key, "noise_normal", 4, 4, 2), inputs.noise(key, 4, 4, 2, "n"))

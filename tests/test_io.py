@@ -59,6 +59,19 @@ def test_default_image_is_a_real_photo():
     assert 0.1 < x.std() < 0.5  # a photo, not a constant
 
 
+def test_resize_is_the_originals_get_image():
+    """Pillow's bicubic to enlarge and antialiased Lanczos to shrink, on the 8-bit image; gray stays gray."""
+    from PIL import Image
+
+    photo = io.default_image(64)
+    as_8bit = io.to_uint8(photo)
+    for size, resample in ((100, Image.BICUBIC), (40, Image.LANCZOS)):
+        want = np.asarray(Image.fromarray(as_8bit).resize((size, size), resample), np.float32) / 255
+        np.testing.assert_array_equal(io.resize(photo, size, size), want)
+    np.testing.assert_array_equal(io.resize(photo, 64, 64), photo)
+    assert io.resize(photo[..., :1], 32, 48).shape == (32, 48, 1)
+
+
 def test_jpegs_are_read_as_viewers_show_them(tmp_path):
     """EXIF orientation applied; CMYK converted to RGB (not read as RGB + alpha)."""
     from PIL import Image

@@ -19,6 +19,12 @@ The observation passed to the fit is a blank canvas of the classifier's input si
 fit's logged `psnr_obs` is then the PSNR to a black image, which means nothing here). A
 class is chosen by ImageNet index or name with `for_class` (names as `classifiers.class_index`).
 
+`scores` reports the driven quantity (`unit_value`), the classifier's most probable class for
+the window and its softmax probability (`top1_class`, `top1_probability`) and, when the
+driven unit is a class's logit, that class's probability and rank among the 1000
+(`target_probability`, `target_rank`, 1 = the classifier's answer). `observed` is False: the
+canvas is a placeholder, so the fit logs no PSNR against it.
+
 The TV-prior baseline optimises the pixels (`models.PixelImage`) under
 `Regularized(ActivationMaximization(...), tv_weight, tv_beta)`. The notebook's is
 1e-6 · TV_β=2 of the *preprocessed* image (BGR x255 minus the mean); TV_β scales as
@@ -57,6 +63,8 @@ class ActivationMaximization(ClassifierWindow, Operator):
     image_size: tuple | None = flax.struct.field(pytree_node=False, default=None)
     output_size: tuple | None = flax.struct.field(pytree_node=False, default=None)
 
+    observed = False  # the canvas only gives the fit its size
+
     def __post_init__(self):
         # Static fields only: pytrees are rebuilt through __init__ with placeholder leaves.
         self.classifier.check_layer(self.layer)
@@ -92,6 +100,17 @@ class ActivationMaximization(ClassifierWindow, Operator):
         if a.ndim == 1 and self.target is not None:
             return self.weight * jnp.abs(self.target - v)
         return -self.weight * v
+
+    def scores(self, x, y):
+        del y
+        window = self.forward(x)
+        logits = self.classifier.logits(window)
+        p = jax.nn.softmax(logits)
+        top = jnp.argmax(p)
+        out = {"unit_value": self.unit_value(self.activations(window)), "top1_class": top, "top1_probability": p[top]}
+        if self.layer == self.classifier.logits_layer:
+            out.update(target_probability=p[self.unit], target_rank=1 + jnp.sum(p > p[self.unit]))
+        return out
 
     def canvas(self) -> jax.Array:
         """The blank observation: zeros of the classifier's input size."""

@@ -6,8 +6,13 @@ marked `pytree_node=False` and are static.
 
 To add a degradation, subclass `Operator` and implement `forward`; override `data_term`
 when the loss is not the MSE between `forward(x)` and the observation, `simulate` to make
-an observation from a clean image, and `baseline` for a classical restoration to compare
-with. The fit touches nothing else.
+an observation from a clean image, `baseline` for a classical restoration to compare
+with, and `scores` for numbers of the task's own that `dip_jax.evaluation` reports (a
+classifier's confidence, a feature distance). The fit touches nothing else.
+
+`observed` is False for a task whose observation is only a placeholder of the right size
+that the data term ignores (activation maximisation's blank canvas): the fit then records
+no PSNR against it and cannot backtrack on one, and nothing scores the output against it.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import jax.numpy as jnp
 
 class Operator:
     """Base class of degradation operators. Images are HWC float32 in [0, 1]."""
+
+    observed = True  # a class constant, not a field: the observation is data the output is compared with
 
     def forward(self, x: jax.Array) -> jax.Array:
         """The forward model A(x): what the observation of a clean image x would be, noise-free."""
@@ -34,6 +41,14 @@ class Operator:
     def baseline(self, y: jax.Array) -> jax.Array:
         """A classical restoration of y for comparison; the observation itself by default."""
         return y
+
+    def scores(self, x: jax.Array, y: jax.Array) -> dict:
+        """The task's own numbers for a restored image x and the observation y: name -> scalar array.
+
+        Traceable (evaluation jits it with the operator as an argument); none by default.
+        """
+        del x, y
+        return {}
 
     def output_shape(self, observation_shape) -> tuple:
         """The shape (H, W, C) of the image to restore, given the observation's shape."""

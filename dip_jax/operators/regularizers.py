@@ -42,6 +42,10 @@ class Regularized(Operator):
     tv_weight: float = 0.0
     tv_beta: float = flax.struct.field(pytree_node=False, default=0.5)
 
+    @property
+    def observed(self) -> bool:
+        return self.base.observed
+
     def forward(self, x):
         return self.base.forward(x)
 
@@ -53,6 +57,9 @@ class Regularized(Operator):
 
     def baseline(self, y):
         return self.base.baseline(y)
+
+    def scores(self, x, y):
+        return self.base.scores(x, y)
 
     def output_shape(self, observation_shape):
         return self.base.output_shape(observation_shape)

@@ -1,6 +1,7 @@
 """The fields every restore config has, with the original's denoising values (REFERENCE §3.2)."""
 
 import ml_collections
+from ml_collections import config_dict
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -55,8 +56,35 @@ def base_config() -> ml_collections.ConfigDict:
     c.blur_kernel = ""
     c.blur_sigma = 2.0
     c.blur_noise_sigma = 1.0
-    # Weight of an isotropic total-variation term added to the data term (0: none).
+    # invert / activation: a pretrained ImageNet classifier (dip_jax.classifiers) and what of it
+    # the fit matches (feature inversion: the image's activations at `layer`) or drives
+    # (activation maximisation: one unit of `layer`).
+    c.features = ml_collections.ConfigDict()
+    c.features.classifier = "efficientnet_lite0"  # a name from dip_jax.classifiers.names()
+    # A .pth file of the classifier's weights: needed for the AlexNet and VGG nets; EfficientNet-Lite0's ship
+    # with dip-jax (an install dependency).
+    c.features.weights = ""
+    c.features.layer = ""  # a layer of the classifier; '' = its logits layer
+    # activation: an ImageNet class, by name ('black swan') or index ('100'), of the logits layer; a channel
+    # index ('2') of another layer.
+    c.features.unit = ""
+    c.features.window = 20  # activation, conv layer: half-width of the central window summed (1: one neuron)
+    # activation, logits layer: the value the logit is driven to (the notebook's 300); None maximises it.
+    c.features.target = config_dict.placeholder(float)
+    c.features.target = 300.0
+    c.features.weight = 5.0  # activation: the notebook's factor on its loss
+    c.features.loss = "mse"  # invert: 'mse' (the original's mean over the activations) or 'relative'
+    # The (height, width) the classifier sees, the content image resized to it; (0, 0): the classifier's
+    # own (224, 224 for EfficientNet-Lite0 and VGG, 227 for AlexNet).
+    c.features.input_size = (0, 0)
+    # The net's output, of which the classifier sees the top-left input_size window (the notebooks fit 256 x 256
+    # and crop 224 or 227); (0, 0): input_size, no crop.
+    c.features.output_size = (0, 0)
+
+    # Weight of a total-variation term added to the data term (0: none), and its exponent beta:
+    # sum (dx^2 + dy^2)^beta, 0.5 the isotropic TV (dip_jax.operators.total_variation).
     c.tv_weight = 0.0
+    c.tv_beta = 0.5
 
     c.net = "standard"  # a name from dip_jax.models.names()
     c.net_overrides = ml_collections.ConfigDict()
@@ -69,6 +97,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.input.kind = "noise"
     c.input.channels = 32
     c.input.scale = 0.1
+    c.input.offset = 0.0  # added to a noise code (the pixels of a TV baseline start at offset + noise)
 
     c.fit = ml_collections.ConfigDict()
     c.fit.num_iter = 3000
@@ -97,4 +126,44 @@ def base_config() -> ml_collections.ConfigDict:
     c.fit.precision = "float32"
 
     c.log_every = 100  # progress line and plot resolution
+    return c
+
+
+def pixels_prior(c: ml_collections.ConfigDict, tv_weight: float, tv_beta: float = 0.5,
+                 offset: float = 0.0) -> ml_collections.ConfigDict:
+    """`c` turned into a pixel-space baseline: the `pixels` net, whose parameter is the image itself,
+    starts at offset + U(0, 0.1) (a 3-channel code) and is kept in check by tv_weight * TV_beta alone."""
+    c.net = "pixels"
+    c.net_overrides = ml_collections.ConfigDict()  # no skip-net options
+    c.input.channels = 3
+    c.input.offset = offset
+    c.fit.reg_noise_std = 0.0
+    c.tv_weight = tv_weight
+    c.tv_beta = tv_beta
+    return c
+
+
+def split_variant(variant: str, priors: tuple, classifiers: tuple) -> tuple:
+    """'PRIOR' or 'PRIOR,CLASSIFIER' (a config's argument after the colon) -> (prior, classifier)."""
+    prior, _, classifier = variant.partition(",")
+    classifier = classifier or classifiers[0]
+    if prior not in priors or classifier not in classifiers:
+        raise ValueError(f"unknown variant {variant!r}; expected PRIOR or PRIOR,CLASSIFIER with PRIOR one of "
+                         f"{priors} and CLASSIFIER one of {classifiers}")
+    return prior, classifier
+
+
+def skip_net(c: ml_collections.ConfigDict, channels: tuple, skip: tuple, filter_size_down, filter_size_up,
+             upsample_mode: str, downsample_mode: str, pad: str, code_channels: int = 32) -> ml_collections.ConfigDict:
+    """`c` with a `skip` net of these settings (channels down and up alike) and a `code_channels` U(0, 0.1) code."""
+    c.net = "skip"
+    c.net_overrides.num_channels_down = tuple(channels)
+    c.net_overrides.num_channels_up = tuple(channels)
+    c.net_overrides.num_channels_skip = tuple(skip)
+    c.net_overrides.filter_size_down = filter_size_down
+    c.net_overrides.filter_size_up = filter_size_up
+    c.net_overrides.upsample_mode = upsample_mode
+    c.net_overrides.downsample_mode = downsample_mode
+    c.net_overrides.pad = pad
+    c.input.channels = code_channels
     return c

@@ -21,8 +21,6 @@ On the whole zebra x4 the published images score 25.71 (deep), 24.52 (TV), 21.69
 (REFERENCE §5.2).
 """
 
-import ml_collections
-
 from experiments.configs import common
 
 VARIANTS = ("deep", "tv", "none")
@@ -47,8 +45,5 @@ def get_config(variant: str = "deep"):
         c.net_overrides.upsample_mode = "bilinear"
         c.net_overrides.pad = "reflection"
     else:
-        c.net = "pixels"
-        c.net_overrides = ml_collections.ConfigDict()  # no skip-net options
-        c.fit.reg_noise_std = 0.0
-        c.tv_weight = 1e-7 if variant == "tv" else 0.0
+        common.pixels_prior(c, tv_weight=1e-7 if variant == "tv" else 0.0)
     return c

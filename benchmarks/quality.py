@@ -19,6 +19,8 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
+from experiments import shard_flags
+
 _PROTOCOL = flags.DEFINE_string("protocol", None, "sr, denoise or inpaint.")
 _IMAGES = flags.DEFINE_string("images", None, "Folder of clean images (high-resolution ones for sr).")
 _OUT_DIR = flags.DEFINE_string("out_dir", None, "Folder for the results (must be empty unless --resume).")
@@ -44,7 +46,8 @@ _NET_CONFIG = config_flags.DEFINE_config_file(
     "A restore config whose net, net_overrides and input replace the paper's net (e.g. "
     "experiments/configs/quick.py); its fields can be overridden as --net_config.<field>=value.",
 )
-flags.mark_flags_as_required(["protocol", "images", "out_dir"])
+_PROCESSES = shard_flags.define_flags()  # --shard, --distributed and where to find the other processes
+flags.mark_flags_as_required(["out_dir"])
 
 
 def parse_flags(argv):
@@ -63,8 +66,12 @@ def parse_flags(argv):
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    # `quality summarize --out_dir=DIR`: only the table and report, from the images finished there
+    summarize = argv[1:] == ["summarize"]
+    if len(argv) > 1 and not summarize:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])} (the one command is: summarize)")
+    if not summarize and not (_PROTOCOL.value and _IMAGES.value):
+        raise app.UsageError("--protocol and --images are needed (all but: quality summarize --out_dir=DIR)")
     import dip_jax
 
     dip_jax.configure_xla()  # the library's XLA defaults, before JAX starts
@@ -75,6 +82,10 @@ def main(argv):
     progress.quiet_orbax()
 
     try:
+        if summarize:
+            print(quality_lib.summarize(_OUT_DIR.value, _PAPER_DIR.value)["table"])
+            return
+        shard = shard_flags.shard_from_flags(_PROCESSES, folder=True)
         out = quality_lib.run(
             _PROTOCOL.value,
             _IMAGES.value,
@@ -93,6 +104,7 @@ def main(argv):
             mask_dir=_MASK_DIR.value,
             net_config=_NET_CONFIG.value,
             paper_dir=_PAPER_DIR.value,
+            shard=shard,
         )
     except KeyboardInterrupt:  # each finished image is saved: --resume continues with the others
         print(f"quality: interrupted; the images finished are in {_OUT_DIR.value}, and --resume continues",

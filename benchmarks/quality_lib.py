@@ -12,9 +12,12 @@ Three protocols (REFERENCE §3.2 for the settings, §4.2-§4.3 and §5 for input
   `masked_dir` gives masked images (zeros = missing); the settings of
   experiments/configs/restore_barbara.py; gray PSNR; the masked input is the baseline.
 
-Each image's results are written as soon as it is done (`out_dir/<stem>/` and a line of
-`out_dir/results.jsonl`), so an interrupted run continues with `resume=True`. The restored image
-is scored as it is saved, 8-bit, as the paper's numbers were computed from published PNGs.
+Each image's folder `out_dir/<stem>/` (its files, its row in metrics.json) appears whole as soon
+as it is done, by the rename `experiments.shards` uses for restore's folders, so an interrupted
+run continues with `resume=True`; a folder may be split between processes the same way (`shard`),
+and the last process to finish writes results.jsonl, the table and the report from the finished
+folders (or `summarize` does). The restored image is scored as it is saved, 8-bit, as the paper's
+numbers were computed from published PNGs.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ from benchmarks.protocols import (  # noqa: E402
 from dip_jax import ensemble, io, metrics, models, operators
 from dip_jax.evaluation import evaluate
 from dip_jax.restore import code_shape
-from experiments import outputs, problems
+from experiments import outputs, problems, shards
 from experiments.configs import denoise_f16, restore_barbara, sr_zebra_x4, sr_zebra_x8
 from experiments.progress import Progress, format_seconds
 
@@ -240,9 +243,11 @@ def scores(protocol: str, config, problem: problems.ImageProblem, result) -> dic
     }
 
 
-def write_image(image_dir: str, config, problem: problems.ImageProblem, result, row: dict) -> None:
-    """`restored.png` (the image scored, 8-bit), the restore CLI's images and history, metrics.json."""
+def write_image(image_dir: str, config, problem: problems.ImageProblem, result, row: dict, settings: dict) -> None:
+    """`restored.png` (the image scored, 8-bit), the restore CLI's images and history, metrics.json, and the
+    run's settings (a resumed run checks them)."""
     os.makedirs(image_dir, exist_ok=True)
+    outputs.write_json(os.path.join(image_dir, SETTINGS), settings)
     io.save_image(os.path.join(image_dir, "restored.png"), result.mean)
     outputs.write_images(image_dir, problem, result, ema=config.fit.ema_decay is not None)
     outputs.write_history(image_dir, result.history)
@@ -252,8 +257,8 @@ def write_image(image_dir: str, config, problem: problems.ImageProblem, result, 
 
 
 def restore_image(protocol: str, config, problem: problems.ImageProblem, given: str, keys: jax.Array,
-                  out_dir: str) -> dict:
-    """Fit one image, write its folder `out_dir/<stem>/`; its row of results."""
+                  image_dir: str, settings: dict) -> dict:
+    """Fit one image, write its files into `image_dir`; its row of results."""
     result, timings, net = fit_image(config, problem, keys)
     out_h, out_w, _ = problem.output_shape
     row = {
@@ -268,7 +273,7 @@ def restore_image(protocol: str, config, problem: problems.ImageProblem, given: 
         **timings,
         **scores(protocol, config, problem, result),
     }
-    write_image(os.path.join(out_dir, problem.name), config, problem, result, row)
+    write_image(image_dir, config, problem, result, row, settings)
     return row
 
 
@@ -291,65 +296,77 @@ def report_panels(settings: dict, out_dir: str, row: dict, paper_dir: str = "") 
     return report.crops(images, clean.shape[:2]), os.path.join(image_dir, "psnr.png")
 
 
-def read_rows(out_dir: str) -> list[dict]:
-    rows = []
-    path = os.path.join(out_dir, RESULTS)
-    if not os.path.isfile(path):
-        return rows
-    with open(path) as f:
-        for line in f:
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:  # a line cut short when the run was killed: that image is redone
-                logging.warning("ignoring an incomplete line of %s", path)
-    return rows
-
-
-def append_row(out_dir: str, row: dict) -> None:
-    with open(os.path.join(out_dir, RESULTS), "a") as f:
-        f.write(json.dumps(row) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def previous_rows(out_dir: str, resume: bool, settings: dict) -> list[dict]:
-    """The rows already done (resume), after checking the folder holds a run with the same settings; writes nothing."""
-    if not (os.path.isdir(out_dir) and os.listdir(out_dir)):
-        if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-            raise FileExistsError(f"{out_dir} exists and is not a directory")
-        return []
-    if not resume:
-        raise FileExistsError(f"{out_dir} is not empty; pass --resume to continue the benchmark written there")
-    settings_path = os.path.join(out_dir, SETTINGS)
-    if not os.path.isfile(settings_path):
-        raise FileExistsError(f"{out_dir} holds no {SETTINGS}: it is not a quality benchmark's folder")
-    with open(settings_path) as f:
-        saved = json.load(f)
+def check_settings(path: str, settings: dict) -> None:
+    """ValueError naming what changed when the settings saved at `path` (if any) are not `settings`."""
+    try:
+        with open(path) as f:
+            saved = json.load(f)
+    except (OSError, ValueError):
+        return
     changed = [
         f"{k} {saved.get(k)!r} -> {settings.get(k)!r}"
         for k in sorted(set(saved) | set(settings))
         if saved.get(k) != settings.get(k)
     ]
     if changed:
-        raise ValueError(f"--resume: {out_dir} holds a run with other settings ({'; '.join(changed)})")
-    rows = []
-    for row in read_rows(out_dir):  # done only if its files are still there
-        if os.path.isfile(os.path.join(out_dir, row["image"], "restored.png")) and os.path.isfile(
-                os.path.join(out_dir, row["image"], "metrics.json")):
-            rows.append(row)
-        else:
-            logging.warning("%s is in %s but its folder is gone: restoring it again", row["image"], RESULTS)
-    return rows
+        raise ValueError(f"--resume: {os.path.dirname(path)} holds a run with other settings ({'; '.join(changed)})")
 
 
-def start_out_dir(out_dir: str, settings: dict) -> None:
-    """The folder's settings and environment, written once when the run starts."""
-    os.makedirs(out_dir, exist_ok=True)
-    if not os.path.isfile(os.path.join(out_dir, SETTINGS)):
-        with open(os.path.join(out_dir, SETTINGS), "w") as f:
-            json.dump(settings, f, indent=2)
-        with open(os.path.join(out_dir, "environment.json"), "w") as f:
-            json.dump(outputs.environment(), f, indent=2)
+def finished_rows(out_dir: str, names: list[str], resume: bool, settings: dict) -> dict[str, dict]:
+    """The rows of the images `names` whose folders are finished (resume), after checking they were restored
+    with `settings`; writes nothing. Without `resume`, a folder run's files there are an error."""
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise FileExistsError(f"{out_dir} exists and is not a directory")
+    if not resume:
+        if os.path.isfile(os.path.join(out_dir, SETTINGS)):
+            raise FileExistsError(f"{out_dir} is not empty; pass --resume to continue the benchmark written there")
+        return {}
+    check_settings(os.path.join(out_dir, SETTINGS), settings)
+    done = {}
+    for name in names:
+        row = shards.finished_row(os.path.join(out_dir, name))
+        if row is not None:
+            check_settings(os.path.join(out_dir, name, SETTINGS), settings)
+            done[name] = row
+    return done
+
+
+def summary_files(settings: dict, rows: list[dict], skipped, out_dir: str, paper_dir: str = "") -> dict[str, str]:
+    """results.jsonl, the table (results.md) and report.html of `rows`, by file name."""
+    table = report.results_table(settings, rows, skipped)
+    panels = {row["image"]: report_panels(settings, out_dir, row, paper_dir) for row in rows}
+    return {RESULTS: "".join(json.dumps(row) + "\n" for row in rows), TABLE: table,
+            REPORT: report.html_report(settings, rows, table, panels)}
+
+
+def write_summary(out_dir: str, markers: list[dict], paper_dir: str = "") -> dict:
+    """The folder's results.jsonl, table, report, settings and environment, from its finished image folders
+    (`markers`: the finished shares'; an image without a finished folder is left out, and named)."""
+    first = markers[0]
+    settings, names = first["settings"], first["images"]
+    rows = [row for row in (shards.finished_row(os.path.join(out_dir, n)) for n in names) if row is not None]
+    skipped = [tuple(s) for s in first["skipped"]]
+    unfinished = [n for n in names if n not in {r["image"] for r in rows}]
+    if unfinished:
+        logging.warning("%s: %d image(s) not finished: %s", out_dir, len(unfinished), ", ".join(unfinished))
+    files = summary_files(settings, rows, skipped, out_dir, paper_dir)
+    for name, text in files.items():  # each whole or absent: written under a temporary name, then renamed
+        tmp = os.path.join(out_dir, f".{name}.{os.getpid()}")
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, os.path.join(out_dir, name))
+    outputs.write_json_atomic(os.path.join(out_dir, SETTINGS), settings)
+    outputs.write_json_atomic(os.path.join(out_dir, "environment.json"), first["environment"])
+    return {"settings": settings, "rows": rows, "skipped": skipped, "table": files[TABLE], "unfinished": unfinished}
+
+
+def summarize(out_dir: str, paper_dir: str = "") -> dict:
+    """The summary of the benchmark in `out_dir` from what is finished there, whether or not every share is."""
+    markers = shards.read_markers(out_dir)
+    if not markers:
+        raise FileNotFoundError(f"{out_dir} holds no finished share of a benchmark (no {shards.SHARDS_DIR}/)")
+    newest = markers[0]
+    return write_summary(out_dir, shards.run_markers(out_dir, newest["count"], newest["fingerprint"]), paper_dir)
 
 
 def run(
@@ -371,6 +388,7 @@ def run(
     mask_dir: str = "",
     net_config: Optional[ml_collections.ConfigDict] = None,
     paper_dir: str = "",
+    shard: Optional[shards.Shard] = None,
 ) -> dict:
     """Run `protocol` on the images of `images`, writing into `out_dir`; returns settings, rows and the table.
 
@@ -380,6 +398,9 @@ def run(
     `num_iter` (None: the paper's), `seeds`, `max_images` and `max_size` (0: no limit) shorten a run;
     `net_config` (a restore config) swaps in another net. Everything is checked and every input is
     loaded before the first fit, so a bad folder fails in seconds, not hours into the run.
+    `shard` (default: jax.distributed's process index and count) restores a share of the images
+    (`shards.partition`), each published whole; the last share to finish writes the summary and
+    returns it, another returns its own rows.
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; expected one of {PROTOCOLS}")
@@ -410,13 +431,17 @@ def run(
             f"(matched by file stem with {images})"
         )
     settings = settings_of(protocol, config, images, given_dir, net_config is not None, mask_dir)
-    done = {row["image"]: row for row in previous_rows(out_dir, resume, settings)}
+    shard = shard or shards.current_shard()
+    names = [stem(p) for p in selected]
+    owners = shards.partition([shards.image_size(p) for p in selected], shard.count)
+    mine = [p for p, owner in zip(selected, owners, strict=True) if owner == shard.index]
+    done = finished_rows(out_dir, [stem(p) for p in mine], resume, settings)
     obs_key, fit_key = jax.random.split(jax.random.key(seed))
     keys = ensemble.seed_keys(fit_key, seeds)
 
-    todo = [p for p in selected if stem(p) not in done]
+    todo = [p for p in mine if stem(p) not in done]
     if done:
-        logging.info("resuming: %d image(s) done, %d to do", len(selected) - len(todo), len(todo))
+        logging.info("resuming: %d image(s) done, %d to do", len(mine) - len(todo), len(todo))
     loaded = {}
     for path in todo:  # every input loaded and checked before the first fit
         try:
@@ -425,27 +450,30 @@ def run(
                                         masks.get(stem(path), ""))
         except ValueError as e:
             raise ValueError(f"{stem(path)}: {e}") from None
-    start_out_dir(out_dir, settings)
+    kept = shards.prepare(out_dir, names, owners, shard, overwrite=False, resume=resume, finished=set(done),
+                          inputs=[images])
     started = time.perf_counter()
     for i, path in enumerate(todo):
         eta = ""
         if i:  # from the images done so far in this run
             eta = f", ETA {format_seconds((time.perf_counter() - started) / i * (len(todo) - i))}"
         logging.info("[%d/%d done%s] %s: %d steps x %d seed(s)", i, len(todo), eta, path, config.fit.num_iter, seeds)
-        row = restore_image(protocol, config, loaded.pop(path), given.get(stem(path), ""), keys, out_dir)
-        append_row(out_dir, row)
+        staged = outputs.staging_dir(out_dir, shards.staging_prefix(shard))
+        row = restore_image(protocol, config, loaded.pop(path), given.get(stem(path), ""), keys, staged, settings)
+        outputs.publish(staged, os.path.join(out_dir, stem(path)), out_dir, kept)
         done[row["image"]] = row
         logging.info(
             "%s: %s %.2f dB, %s %.2f dB", stem(path), row["score"], row["psnr"], row["baseline"], row["baseline_psnr"]
         )
 
-    order = {stem(p): i for i, p in enumerate(paths)}
-    rows = sorted(done.values(), key=lambda r: order.get(r["image"], len(order)))
-    skipped = [(name, why) for name, why in skipped if name not in done]  # done when a resumed run had no limit
-    table = report.results_table(settings, rows, skipped)
-    with open(os.path.join(out_dir, TABLE), "w") as f:
-        f.write(table)
-    panels = {row["image"]: report_panels(settings, out_dir, row, paper_dir) for row in rows}
-    with open(os.path.join(out_dir, REPORT), "w") as f:
-        f.write(report.html_report(settings, rows, table, panels))
-    return {"settings": settings, "rows": rows, "skipped": skipped, "table": table}
+    run_id = shards.fingerprint(settings, names, shard.count)
+    shards.write_marker(out_dir, shard, {"fingerprint": run_id, "images": names, "settings": settings,
+                                         "skipped": [list(s) for s in skipped], "environment": outputs.environment()})
+    markers = shards.run_markers(out_dir, shard.count, run_id)
+    if len(markers) == shard.count and shards.claim_summary(out_dir, run_id):  # the last share: all is done
+        return write_summary(out_dir, markers, paper_dir)
+    rows = [done[stem(p)] for p in mine if stem(p) in done]
+    logging.info("share %s done; the summary is written by the last share to finish (%d of %d done)", shard,
+                 len(markers), shard.count)
+    return {"settings": settings, "rows": rows, "skipped": skipped, "shard": str(shard),
+            "table": report.results_table(settings, rows, skipped)}

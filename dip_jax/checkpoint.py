@@ -126,15 +126,15 @@ def latest(directory: str) -> tuple[int, dict]:
     raise AssertionError("unreachable")
 
 
-def differences(found: Any, expected: Any, prefix: str = "") -> list[str]:
-    """'name: X in the checkpoint, Y here' for every leaf that differs."""
+def differences(found: Any, expected: Any, prefix: str = "", where: str = "in the checkpoint") -> list[str]:
+    """'name: X in the checkpoint, Y here' for every leaf that differs (`where` names what was found)."""
     if isinstance(found, dict) and isinstance(expected, dict):
         out = []
         for k in sorted(set(found) | set(expected)):
-            out += differences(found.get(k, "<absent>"), expected.get(k, "<absent>"), f"{prefix}{k}.")
+            out += differences(found.get(k, "<absent>"), expected.get(k, "<absent>"), f"{prefix}{k}.", where)
         return out
     if found != expected:
-        return [f"{prefix[:-1]}: {found!r} in the checkpoint, {expected!r} here"]
+        return [f"{prefix[:-1]}: {found!r} {where}, {expected!r} here"]
     return []
 
 

@@ -23,6 +23,14 @@ How runs are executed is chosen per backend (`method`):
   per seed against 6.6 ms (cuDNN runs the grouped convolutions of vmap 1.9x slower than K
   plain ones). Below `VMAP_MAX_PIXELS` (128 x 128, between the two measured sizes) 'auto'
   vmaps on a one-device accelerator.
+
+Across processes (`jax.distributed`): given devices of several processes (the default,
+`jax.devices()`, once `jax.distributed.initialize` has run), the mesh spans them and each
+process's devices run their slice of the runs; every process calls with the same arguments.
+The results hold what every process needs to write files: finals, averaged outputs, mean, std
+and history are gathered onto every process (plain arrays each process can read), the
+per-step metrics with each compiled call; the state stays split over the processes
+(`multihost_utils.process_allgather` reads it).
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from dip_jax import fit as fit_lib
@@ -139,14 +148,56 @@ def vmapped_steps(problem: fit_lib.Problem, config: fit_lib.FitConfig, backend: 
         one_fn = jax.shard_map(one_fn, mesh=mesh, in_specs=specs, out_specs=(runs, runs))
         chunk_fn = jax.shard_map(chunk_fn, mesh=mesh, in_specs=specs,
                                  out_specs=(runs, PartitionSpec(None, "runs")))
+        if spans_processes(devices):  # every process reads every run's metrics (progress, history, stops)
+            one_fn, chunk_fn = _metrics_everywhere(one_fn, mesh), _metrics_everywhere(chunk_fn, mesh)
     one = jax.jit(one_fn, donate_argnums=0)
     chunk = jax.jit(chunk_fn, donate_argnums=0) if n > 1 else None
     return one, chunk, n
 
 
+def spans_processes(devices: Sequence) -> bool:
+    """Whether `devices` belong to more than one process (a mesh across hosts)."""
+    return len({d.process_index for d in devices}) > 1
+
+
+def _metrics_everywhere(step_fn: Callable, mesh: Mesh) -> Callable:
+    """`step_fn` with its metrics gathered onto every device (an all-gather of a few numbers per call)."""
+    everywhere = NamedSharding(mesh, PartitionSpec())
+
+    def step(*args):
+        states, metrics = step_fn(*args)
+        return states, jax.lax.with_sharding_constraint(metrics, everywhere)
+
+    return step
+
+
+def _put(x, sharding: NamedSharding):
+    """`x` (the same value on every process) laid out as `sharding`, whose devices may span processes.
+
+    `jax.device_put` only reaches this process's devices; across processes each one builds the
+    global array from its own slices of its copy of `x`.
+    """
+    if sharding.is_fully_addressable:
+        return jax.device_put(x, sharding)
+    if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+        return jax.random.wrap_key_data(_put(jax.random.key_data(x), sharding), impl=jax.random.key_impl(x))
+    host = np.asarray(x)
+    return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+
 def _shard(tree, mesh: Mesh):
     sharding = NamedSharding(mesh, PartitionSpec("runs"))
-    return jax.device_put(tree, sharding)
+    return jax.tree_util.tree_map(lambda x: _put(x, sharding), tree)
+
+
+def _everywhere(tree, mesh: Mesh):
+    """Every array of `tree` gathered onto every device of `mesh`: readable by every process."""
+    return jax.jit(lambda t: t, out_shardings=NamedSharding(mesh, PartitionSpec()))(tree)
+
+
+def _any_process(flag: bool) -> bool:
+    """True on every process when `flag` is true on any one of them (a signal seen by one stops all)."""
+    return bool(np.any(multihost_utils.process_allgather(np.int32(flag))))
 
 
 def _pad_runs(tree, k_padded: int):
@@ -177,6 +228,7 @@ class Runs:
     steps_per_call: int
     args: tuple  # (zs, observations, operator, cleans), laid out as the steps take them
     render: Callable  # state -> the final images (K, H, W, C)
+    mesh: Optional[Mesh] = None  # the devices' mesh, when the runs are split over several
 
     def stacked(self, state) -> fit_lib.FitState:
         """A state of the steps' layout as one state stacked over the K runs."""
@@ -211,6 +263,11 @@ def prepare_runs(
     devices = list(devices) if devices is not None else jax.devices()
     out_h, out_w, _ = operator.output_shape(observations.shape[1:])
     method = choose_method(method, devices[0].platform, len(devices), out_h * out_w)
+    if method == "sequential" and spans_processes(devices):
+        raise ValueError("method='sequential' runs on one device; the devices given span several processes "
+                         "(use 'vmap', or pass devices=jax.local_devices())")
+    if state is not None and spans_processes(devices):
+        raise ValueError("continuing from a state (a checkpoint) is for devices of one process")
     problem = fit_lib.Problem(net, None if crop is None else tuple(crop))
     zs = jnp.asarray(zs, jnp.float32)
     observations = jnp.asarray(observations, jnp.float32)
@@ -241,21 +298,22 @@ def prepare_runs(
     run_args = _pad_runs((zs, observations, keys, cleans, operator if per_run_operator else None), k_padded)
     if state is not None:
         state = _pad_runs(state, k_padded)
-    if len(devices) > 1:
-        run_args, state = _shard((run_args, state), Mesh(np.array(devices), ("runs",)))
+    mesh = Mesh(np.array(devices), ("runs",)) if len(devices) > 1 else None
+    if mesh is not None:
+        run_args, state = _shard((run_args, state), mesh)
     zs_p, obs_p, keys_p, cleans_p, operator_p = run_args
     operator_p = operator_p if per_run_operator else operator
     init_v, render_v = jax.vmap(init), jax.vmap(render)
-    if len(devices) > 1:  # each device on its own runs, as the steps (see vmapped_steps)
-        mesh, runs = Mesh(np.array(devices), ("runs",)), PartitionSpec("runs")
+    if mesh is not None:  # each device on its own runs, as the steps (see vmapped_steps)
+        runs = PartitionSpec("runs")
         init_v = jax.shard_map(init_v, mesh=mesh, in_specs=(runs, runs), out_specs=runs)
         render_v = jax.shard_map(render_v, mesh=mesh, in_specs=(runs, runs), out_specs=runs)
     if state is None:
         state = fit_lib.compile_once(init_v, zs_p, keys_p)(zs_p, keys_p)
-    one, chunk, n = vmapped_steps(problem, cfg, devices[0].platform, tuple(devices) if len(devices) > 1 else None,
+    one, chunk, n = vmapped_steps(problem, cfg, devices[0].platform, tuple(devices) if mesh is not None else None,
                                   per_run_operator)
     return Runs(method, k, state, one, chunk, n, (zs_p, obs_p, operator_p, cleans_p),
-                lambda s: fit_lib.compile_once(render_v, s, zs_p)(s, zs_p)[:k])
+                lambda s: fit_lib.compile_once(render_v, s, zs_p)(s, zs_p)[:k], mesh)
 
 
 def fit_runs(
@@ -295,8 +353,12 @@ def fit_runs(
     if config.stop_at_detection and config.early_stopping != "none":
         rule_stopped = lambda s: bool(jnp.all(runs.stacked(s).stopping.stopped))  # noqa: E731
     stopped = rule_stopped
+    across = runs.mesh is not None and spans_processes(runs.mesh.devices.flat)
+    if across and checkpoint_fn is not None:
+        raise ValueError("checkpoints are for devices of one process; pass devices=jax.local_devices() to save them")
     if interrupted is not None:
-        stopped = lambda s: interrupted() or (rule_stopped is not None and rule_stopped(s))  # noqa: E731
+        asked = (lambda: _any_process(interrupted())) if across else interrupted  # noqa: E731
+        stopped = lambda s: asked() or (rule_stopped is not None and rule_stopped(s))  # noqa: E731
     on_checkpoint = None
     if checkpoint_fn is not None:
         on_checkpoint = lambda s, h: checkpoint_fn(runs.stacked(s), runs.history(h) if h else {})  # noqa: E731
@@ -308,6 +370,9 @@ def fit_runs(
     finals = runs.render(loop_state)
     state = runs.stacked(loop_state)
     emas = finals if config.ema_decay is None else state.ema
+    if runs.mesh is not None:  # the images onto every device (and process), which writes or scores them;
+        # the mean and std over seeds are then the same sums whatever the mesh; the state stays split
+        finals, emas = _everywhere((finals, emas), runs.mesh)
     return RunsResult(finals=finals, emas=emas, history=runs.history(history) if history else {}, state=state)
 
 

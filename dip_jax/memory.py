@@ -98,7 +98,7 @@ def _cgroup_free() -> Optional[int]:
 
 def available_bytes(device=None) -> Optional[int]:
     """Free memory of `device` (default: the first), or None where it cannot be read."""
-    device = device or jax.devices()[0]
+    device = device or jax.local_devices()[0]
     if device.platform != "cpu":
         stats = device.memory_stats() or {}
         if "bytes_limit" in stats:

@@ -10,9 +10,11 @@ import importlib.metadata
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import uuid
 from typing import Optional
 
 import jax
@@ -37,6 +39,63 @@ def _inside(path: str, folder: str) -> bool:
     return os.path.commonpath([path, folder]) == folder
 
 
+def check_out_dir(out_dir: str, inputs=()) -> None:
+    """FileExistsError when `out_dir` is a file or holds one of the run's `inputs`: a run never writes there."""
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise FileExistsError(f"{out_dir} exists and is not a directory")
+    for path in inputs:
+        if path and _inside(path, out_dir):
+            raise FileExistsError(f"--out_dir {out_dir} holds the input {path}: write the results to another folder")
+
+
+def check_writable(out_dir: str, prefix: str = ".dip_jax_write_test-") -> None:
+    """OSError now, rather than after hours of fitting, when nothing can be written into `out_dir`.
+
+    The probe is a folder named `prefix...`, unique to this process.
+    """
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=prefix, dir=out_dir))
+    except OSError as e:
+        raise OSError(f"cannot write into {out_dir}: {e.strerror}") from None
+
+
+def read_manifest(folder: str) -> set[str]:
+    """The files the run that wrote `folder` listed as its own (none when it has no manifest)."""
+    try:
+        with open(os.path.join(folder, MANIFEST)) as f:
+            return set(json.load(f)["files"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()
+
+
+def remove_files(folder: str, names) -> None:
+    """Remove the files `names` (relative to `folder`) and the folders that leaves empty, nothing else."""
+    parents = set()
+    for name in names:
+        path = os.path.join(folder, name)
+        if os.path.isfile(path) or os.path.islink(path):
+            os.remove(path)
+        parent = os.path.dirname(name)
+        while parent:
+            parents.add(parent)
+            parent = os.path.dirname(parent)
+    for parent in sorted(parents, key=len, reverse=True):
+        path = os.path.join(folder, parent)
+        if os.path.isdir(path) and not os.listdir(path):
+            os.rmdir(path)
+
+
+def clear_folder(folder: str, listed=()) -> set[str]:
+    """Remove what an earlier run wrote in `folder` (its manifest's files, or `listed` when it has none),
+    and `folder` itself when that empties it; returns the files left (someone else's), relative to it."""
+    ours = read_manifest(folder) or set(listed)
+    remove_files(folder, ours | {MANIFEST})
+    left = _files_under(folder)
+    if not left:
+        shutil.rmtree(folder, ignore_errors=True)  # empty folders only
+    return left
+
+
 def prepare_out_dir(out_dir: str, overwrite: bool, inputs=(), preserve=()) -> set[str]:
     """Make `out_dir` ready for a run; returns the files it holds that this run must leave alone.
 
@@ -46,39 +105,19 @@ def prepare_out_dir(out_dir: str, overwrite: bool, inputs=(), preserve=()) -> se
     rather than after hours of fitting. Files of the previous run under a `preserve` folder (the
     checkpoints a resumed run continues from) stay, and count as this run's.
     """
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise FileExistsError(f"{out_dir} exists and is not a directory")
-    for path in inputs:
-        if path and _inside(path, out_dir):
-            raise FileExistsError(f"--out_dir {out_dir} holds the input {path}: write the results to another folder")
+    check_out_dir(out_dir, inputs)
     kept = set()
     if os.path.isdir(out_dir) and os.listdir(out_dir):
         if not overwrite:
             raise FileExistsError(f"{out_dir} is not empty; pass --overwrite to write into it")
-        previous = set()
-        if os.path.isfile(os.path.join(out_dir, MANIFEST)):
-            with open(os.path.join(out_dir, MANIFEST)) as f:
-                previous = set(json.load(f)["files"])
         ours = {name for name in _files_under(out_dir) if name.split(os.sep)[0] in preserve}
-        for name in previous - ours:
-            path = os.path.join(out_dir, name)
-            if os.path.isfile(path):
-                os.remove(path)
+        remove_files(out_dir, read_manifest(out_dir) - ours)
         for name in os.listdir(out_dir):  # the staging folders of a run killed while writing
             if name.startswith(".staging-") and os.path.isdir(os.path.join(out_dir, name)):
                 shutil.rmtree(os.path.join(out_dir, name))
-        for root, _, _ in sorted(os.walk(out_dir), reverse=True):  # folders the previous run left empty
-            if root != out_dir and not os.listdir(root):
-                os.rmdir(root)
         kept = _files_under(out_dir) - {MANIFEST} - ours
     os.makedirs(out_dir, exist_ok=True)
-    probe = os.path.join(out_dir, ".dip_jax_write_test")
-    try:
-        with open(probe, "w"):
-            pass
-        os.remove(probe)
-    except OSError as e:
-        raise OSError(f"cannot write into {out_dir}: {e.strerror}") from None
+    check_writable(out_dir)
     return kept
 
 
@@ -90,17 +129,34 @@ def finish_out_dir(out_dir: str, kept: set[str]) -> list[str]:
     return files
 
 
-def staging_dir(out_dir: str) -> str:
-    """A fresh folder inside `out_dir` to write one image's files into before `publish` moves them."""
-    return tempfile.mkdtemp(prefix=".staging-", dir=out_dir)
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
-def publish(staged: str, dest: str, out_dir: str, kept: set[str]) -> None:
+def staging_dir(out_dir: str, prefix: str = ".staging-") -> str:
+    """A fresh folder inside `out_dir` to write one image's files into before `publish` moves them.
+
+    Its permissions are a plain folder's (tempfile makes it private), as it becomes the image's folder.
+    """
+    path = tempfile.mkdtemp(prefix=prefix, dir=out_dir)
+    os.chmod(path, 0o777 & ~_umask())
+    return path
+
+
+# Moved last when files go one by one: an image folder whose metrics.json is there is complete.
+LAST = (MANIFEST, "metrics.json")
+
+
+def publish(staged: str, dest: str, out_dir: str, kept: set[str], manifest: bool = False) -> None:
     """Move the files written in `staged` to `dest` (a folder under `out_dir`), then remove `staged`.
 
     When `dest` does not exist yet the folder is renamed whole, so the image's results appear at
-    once or not at all. A file that would replace one of `kept` (not written by a dip-jax run)
-    is a FileExistsError before anything moves.
+    once or not at all; otherwise the files move one by one, metrics.json last. With `manifest`,
+    the folder gets its own list of the files (`MANIFEST`), so a later run knows which are its
+    own without the top-level list. A file that would replace one of `kept` (not written by a
+    dip-jax run) is a FileExistsError before anything moves.
     """
     names = _files_under(staged)
     prefix = os.path.relpath(dest, out_dir)
@@ -108,15 +164,31 @@ def publish(staged: str, dest: str, out_dir: str, kept: set[str]) -> None:
     if clash:
         raise FileExistsError(f"{os.path.join(dest, clash[0])} exists and was not written by a dip-jax run: "
                               "move it away or choose another --out_dir")
+    if manifest:
+        with open(os.path.join(staged, MANIFEST), "w") as f:
+            json.dump({"files": sorted(names)}, f, indent=1)
+        names.add(MANIFEST)
     if not os.path.exists(dest):
         os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
         os.rename(staged, dest)
         return
-    for name in sorted(names):
+    for name in sorted(names, key=lambda n: (n in LAST, LAST.index(n) if n in LAST else 0, n)):
         target = os.path.join(dest, name)
         os.makedirs(os.path.dirname(target), exist_ok=True)
         os.replace(os.path.join(staged, name), target)
     shutil.rmtree(staged)
+
+
+def write_json_atomic(path: str, value) -> None:
+    """`write_json`, to a temporary name then renamed: a reader (or a crash) sees the old file or the new, whole."""
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    try:
+        write_json(tmp, value)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
 
 
 def write_json(path: str, value) -> None:
@@ -325,6 +397,7 @@ def environment() -> dict:
         "numpy": np.__version__,
         "orbax_checkpoint": importlib.metadata.version("orbax-checkpoint"),
         "python": sys.version.split()[0],
+        "host": socket.gethostname(),
         "backend": jax.default_backend(),
         "devices": [str(d) for d in jax.devices()],
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
@@ -332,8 +405,9 @@ def environment() -> dict:
     }
 
 
-def write_run_files(out_dir: str, config) -> None:
+def write_run_files(out_dir: str, config, with_environment: bool = True) -> None:
     """config.json (the resolved config) and environment.json beside the results."""
     with open(os.path.join(out_dir, "config.json"), "w") as f:
         f.write(config.to_json_best_effort(indent=2))
-    write_json(os.path.join(out_dir, "environment.json"), environment())
+    if with_environment:
+        write_json(os.path.join(out_dir, "environment.json"), environment())

@@ -380,25 +380,36 @@ def list_images(folder: str) -> list[str]:
     return paths
 
 
-def load_problems(config: ml_collections.ConfigDict, key: jax.Array) -> tuple[list[ImageProblem], list[tuple]]:
+def no_image_error(folder: str, failures: list[tuple]) -> ValueError:
+    return ValueError(f"no image of {folder} can be restored: {failures[0][1]}"
+                      + (f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""))
+
+
+def load_problems(config: ml_collections.ConfigDict, key: jax.Array,
+                  only: Optional[list[int]] = None) -> tuple[list[ImageProblem], list[tuple]]:
     """Every image the config restores (a folder's, or one), each with its own observation key.
 
     Returns (problems, failures): in a folder, an image that cannot be read or does not fit the
     task is a failure, (path, message), and the others are still restored; with one image, or
-    when no image of the folder can be used, the error is raised.
+    when no image of the folder can be used, the error is raised. `only` (positions in the
+    folder's sorted list) loads a share of the folder; an image's key depends on its position
+    in the whole folder, so its problem is the same whichever share it is in, and a share
+    with no usable image is no error.
     """
     paths = list_images(config.images) if config.images else [config.image]
+    share = None if only is None else set(only)
     problems, failures = [], []
     for j, path in enumerate(paths):
+        if share is not None and j not in share:
+            continue
         try:
             problems.append(load_problem(config, key if len(paths) == 1 else jax.random.fold_in(key, j), path))
         except (ValueError, OSError) as e:
             if not config.images:
                 raise
             failures.append((path, str(e)))
-    if not problems:
-        raise ValueError(f"no image of {config.images} can be restored: {failures[0][1]}"
-                         + (f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""))
+    if not problems and only is None:
+        raise no_image_error(config.images, failures)
     channels = {p.observation.shape[-1] for p in problems}
     if len(channels) > 1:
         raise ConfigError(f"the images mix channel counts {sorted(channels)}; restore gray and colour apart")

@@ -16,6 +16,8 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
+from experiments import shard_flags
+
 _CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 _DEFAULT_CONFIG = os.path.join(_CONFIG_DIR, "denoise_f16.py")
 
@@ -52,7 +54,10 @@ _EARLY_STOPPING = flags.DEFINE_enum(
 _TILE = flags.DEFINE_integer("tile", None, "Restore in overlapping tiles of this many pixels a side (0: whole).")
 _TILE_OVERLAP = flags.DEFINE_integer("tile_overlap", None, "Pixels by which neighbouring tiles overlap.")
 _CHECKPOINT_EVERY = flags.DEFINE_integer("checkpoint_every", 0, "Save the fit's state every N steps (0: never).")
-_RESUME = flags.DEFINE_bool("resume", False, "Continue the run in --out_dir from its newest checkpoint.")
+_RESUME = flags.DEFINE_bool(
+    "resume", False, "Continue the run in --out_dir: from its newest checkpoint (one image), or, with --images, "
+    "restoring only the images not finished there.")
+_PROCESSES = shard_flags.define_flags()  # --shard, --distributed and where to find the other processes
 flags.mark_flag_as_required("out_dir")
 
 
@@ -106,8 +111,11 @@ def config_from_flags(config=None):
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    # `restore summarize --out_dir=DIR`: only the summary of the folder run there, from the images finished
+    # (after a share that will not finish, or to look at a run still going)
+    summarize = argv[1:] == ["summarize"]
+    if len(argv) > 1 and not summarize:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])} (the one command is: summarize)")
     import dip_jax
 
     dip_jax.configure_xla()  # the library's XLA defaults, before JAX starts
@@ -117,10 +125,17 @@ def main(argv):
 
     progress.quiet_orbax()
     try:
+        if summarize:
+            summary = restore_lib.summarize(_OUT_DIR.value)
+            print(f"restore: {len(summary['images'])} image(s) in {_OUT_DIR.value}/metrics.json"
+                  + "".join(f", {len(summary[k])} {k.replace('_', ' ')}" for k in ("failed", "unfinished",
+                                                                                  "shards_missing") if summary.get(k)))
+            return
         config = config_from_flags()
         check_task_flags(config.task, [name for name in TASK_FLAGS if flags.FLAGS[name].present])
+        shard = shard_flags.shard_from_flags(_PROCESSES, folder=bool(config.images))
         restore_lib.run(config, _OUT_DIR.value, _OVERWRITE.value, checkpoint_every=_CHECKPOINT_EVERY.value,
-                        resume=_RESUME.value)
+                        resume=_RESUME.value, shard=shard)
     except restore_lib.Interrupted as e:  # the fit so far is saved: say how to go on
         print(f"restore: {e}", file=sys.stderr)
         sys.exit(128 + e.signal)

@@ -177,6 +177,51 @@ class FakeTorchModule:
         return pth._Global(*self.class_path.rsplit(".", 1)), (), self.state
 
 
+def free_port() -> int:
+    """A TCP port nobody listens on now (the OS's pick), for a coordinator on localhost."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def start_processes(commands, env=None, timeout=600):
+    """Run each argv of `commands` as a process at once; wait for all, or kill them all after `timeout` s.
+
+    Returns a (returncode, stdout, stderr) per process. Output goes to files, not pipes, so that
+    no process blocks on a full pipe while another waits for it; each process starts in its own
+    session, and a test that times out leaves none of them running.
+    """
+    import subprocess
+    import time
+
+    env = dict(os.environ if env is None else env)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, os.path.join(ROOT, "tests"), env.get("PYTHONPATH")) if p)
+    with tempfile.TemporaryDirectory() as logs:
+        files = [(open(os.path.join(logs, f"{i}.out"), "w+"), open(os.path.join(logs, f"{i}.err"), "w+"))
+                 for i in range(len(commands))]
+        procs = [subprocess.Popen(c, cwd=ROOT, env=env, stdout=out, stderr=err, text=True, start_new_session=True)
+                 for c, (out, err) in zip(commands, files, strict=True)]
+        deadline = time.monotonic() + timeout
+        try:
+            for p in procs:
+                p.wait(timeout=max(1.0, deadline - time.monotonic()))
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    os.killpg(p.pid, 9)
+                    p.wait()
+        results = []
+        for p, (out, err) in zip(procs, files, strict=True):
+            out.seek(0)
+            err.seek(0)
+            results.append((p.returncode, out.read(), err.read()))
+            out.close()
+            err.close()
+    return results
+
+
 @flax.struct.dataclass
 class Brightness(Operator):
     """A made-up task without an observation (as activation maximisation's canvas), with scores of its own: it

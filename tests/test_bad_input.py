@@ -29,7 +29,8 @@ def test_images_sharing_a_stem_get_their_own_folders(photo, tmp_path):
     iio.imwrite(folder / "other.png", photo[::-1])
     out = tmp_path / "out"
     metrics = restore_lib.run(tiny_config(images=str(folder), **{"fit.num_iter": 2}), str(out))
-    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["other", "photo_jpg", "photo_png"]
+    assert sorted(p.name for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")) == [
+        "other", "photo_jpg", "photo_png"]
     names = {os.path.basename(row["image"]) for row in metrics["images"]}
     assert names == {"photo.png", "photo.jpg", "other.png"}
     for d in ("photo_jpg", "photo_png"):

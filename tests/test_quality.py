@@ -375,3 +375,23 @@ def test_command_line(sr_images, tmp_path):
     assert r.stdout.strip() == (tmp_path / "out/results.md").read_text().strip()
     assert len((tmp_path / "out/results.jsonl").read_text().splitlines()) == 1
     assert (tmp_path / "out/butterfly/restored.png").is_file()
+
+
+def test_shares_of_the_benchmark_one_after_another(denoise_images, tmp_path):
+    """Two shares into one folder: each image published whole, the table written once both are done (by the
+    second), equal to one process's; summarize rebuilds it from the finished folders."""
+    from experiments import shards
+
+    whole = run("denoise", denoise_images, tmp_path / "whole", sigma=25)
+    out = tmp_path / "shared"
+    first = run("denoise", denoise_images, out, sigma=25, shard=shards.Shard(0, 2))
+    assert len(first["rows"]) == 1 and not (out / "results.md").exists()
+    last = run("denoise", denoise_images, out, sigma=25, shard=shards.Shard(1, 2))
+    assert [r["psnr"] for r in last["rows"]] == [r["psnr"] for r in whole["rows"]]
+    assert last["table"] == (out / "results.md").read_text()  # the seconds column aside, whole["table"]
+    lines = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert [r["image"] for r in lines] == ["F16_GT", "kodim99"]
+    os.remove(out / "results.md")
+    assert quality_lib.summarize(str(out))["table"] == last["table"] == (out / "results.md").read_text()
+    with pytest.raises(FileExistsError, match="pass --resume"):
+        run("denoise", denoise_images, out, sigma=25, shard=shards.Shard(1, 2))

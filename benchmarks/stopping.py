@@ -12,6 +12,10 @@ stop for every patience in `--patience`: a fit that stops itself ends at the sto
 is the output or the 0.99 average at the detection. Time is counted as compile time plus steps
 times the measured time per step. The fixed recipe is the same fit's image after the budget (the
 0.99 average where the recipe averages, the last output otherwise).
+
+Measured (the command above, seed 0; kate not run): ES-EMV with patience 200 against the fixed
+recipe: F16 +2.78 dB in 0.49 of its time, snail +0.36 dB in 0.61, zebra no stop (= the recipe);
+the whole table is in the README ("Knowing when to stop"). That is `early_stopping='auto'` on real data.
 """
 
 from __future__ import annotations

@@ -147,7 +147,7 @@ def reg_noise_std(config: ml_collections.ConfigDict) -> float:
 # `early_stopping='auto'` on a real observation (benchmarks/stopping.py measured the rules and
 # patience values against the fixed recipes; README "Knowing when to stop"): the fit ends
 # `es_patience` steps after the detection and the image at the detection is the result.
-REAL_DATA_STOPPING = {"early_stopping": "emv", "es_patience": 300, "stop_at_detection": True}
+REAL_DATA_STOPPING = {"early_stopping": "emv", "es_patience": 200, "stop_at_detection": True}
 
 
 def is_real_observation(config: ml_collections.ConfigDict) -> bool:

@@ -25,6 +25,7 @@ def base_config() -> ml_collections.ConfigDict:
     # Restore in overlapping tiles of tile x tile pixels (0: the whole image at once), each a fit of
     # its own, blended back with a raised-cosine window over the overlap (dip_jax/tiles.py).
     c.tile = 0
+    # 16, 32 and 64 measured alike (benchmarks/tiles.py, README "Large photos"); 32 covers SR x4's downsampler
     c.tile_overlap = 32
     # A folder: restore every image in it (grouped by shape, one compilation per group).
     c.images = ""

@@ -6,6 +6,7 @@ them without defining each other's flags.
 
 import collections
 import re
+import tempfile
 import time
 
 import jax
@@ -182,4 +183,39 @@ def stopping_rows(figure: str, rule: str, metrics: dict, history: dict, patience
             "psnr_average_at_detection": float(history["psnr_ema_clean"][detected - 1]) if detected else None,
             "psnr_fixed_recipe": fixed, "fixed_is_average": averaged,
         })
+    return rows
+
+
+def result_psnr(metrics: dict, averaged: bool) -> float:
+    """The PSNR (RGB) of the run's image: the 0.99 average where the recipe averages, else the output; for a
+    run that stopped itself, that image at the detection."""
+    if metrics.get("es_iteration"):
+        return metrics["psnr_ema_es" if averaged else "psnr_es"]
+    return metrics["psnr_ema" if averaged else "psnr_final"]
+
+
+def timed_run(config) -> dict:
+    """Wall seconds from the driver's call to its written result, and its metrics."""
+    from experiments import restore_lib
+
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        metrics = restore_lib.run(config, out)
+        return {"seconds": time.perf_counter() - start, "metrics": metrics}
+
+
+def fixed_and_stopping_rows(config, rule: str, patience: int) -> list[dict]:
+    """dip-jax's fixed budget of `config` and the same stopping itself (`rule`, `patience`, stop_at_detection):
+    wall time to the written result, steps run, the detection and the PSNR of the run's image."""
+    fixed = config.copy_and_resolve_references()
+    fixed.fit.early_stopping, fixed.fit.stop_at_detection = "none", False
+    stopping = config.copy_and_resolve_references()
+    stopping.fit.early_stopping, stopping.fit.es_patience, stopping.fit.stop_at_detection = rule, patience, True
+    averaged = config.fit.ema_decay is not None
+    rows = []
+    for name, c in (("dip-jax, fixed budget", fixed), (f"dip-jax, {rule} patience {patience}", stopping)):
+        run = timed_run(c)
+        m = run["metrics"]
+        rows.append({"run": name, "seconds": run["seconds"], "steps": m["steps_run"], "psnr": result_psnr(m, averaged),
+                     "es_iteration": m.get("es_iteration"), "seconds_per_iter": m["seconds_per_iter"]})
     return rows

@@ -30,12 +30,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
-import time
 
 from absl import app, flags
 
 import dip_jax
+from benchmarks.measure import fixed_and_stopping_rows
 
 _REFERENCE_DIR = flags.DEFINE_string("reference_dir", None, "A checkout of DmitryUlyanov/deep-image-prior.")
 _TASK = flags.DEFINE_enum("task", "denoise", ["denoise", "sr"], "The recipe: F16 denoising or zebra SR x4.")
@@ -56,39 +55,6 @@ def recipe(task: str, image: str, crop: int):
     config = (denoise_f16 if task == "denoise" else sr_zebra_x4).get_config()
     config.image, config.crop = image, (crop, crop)
     return config
-
-
-def result_psnr(metrics: dict, averaged: bool) -> float:
-    """The PSNR (RGB) of the run's image: the 0.99 average where the recipe averages, else the output; for a
-    run that stopped itself, that image at the detection."""
-    if metrics.get("es_iteration"):
-        return metrics["psnr_ema_es" if averaged else "psnr_es"]
-    return metrics["psnr_ema" if averaged else "psnr_final"]
-
-
-def timed_run(config) -> dict:
-    """Wall seconds from the driver's call to its written result, and its metrics."""
-    from experiments import restore_lib
-
-    with tempfile.TemporaryDirectory() as out:
-        start = time.perf_counter()
-        metrics = restore_lib.run(config, out)
-        return {"seconds": time.perf_counter() - start, "metrics": metrics}
-
-
-def dip_jax_rows(config, rule: str, patience: int) -> list[dict]:
-    fixed = config.copy_and_resolve_references()
-    fixed.fit.early_stopping, fixed.fit.stop_at_detection = "none", False
-    stopping = config.copy_and_resolve_references()
-    stopping.fit.early_stopping, stopping.fit.es_patience, stopping.fit.stop_at_detection = rule, patience, True
-    averaged = config.fit.ema_decay is not None
-    rows = []
-    for name, c in (("dip-jax, fixed budget", fixed), (f"dip-jax, {rule} patience {patience}", stopping)):
-        run = timed_run(c)
-        m = run["metrics"]
-        rows.append({"run": name, "seconds": run["seconds"], "steps": m["steps_run"], "psnr": result_psnr(m, averaged),
-                     "es_iteration": m.get("es_iteration"), "seconds_per_iter": m["seconds_per_iter"]})
-    return rows
 
 
 def original_row(reference_dir: str, size: int, num_iter: int, fixed: dict, steps: int, repeats: int) -> dict:
@@ -118,7 +84,7 @@ def main(argv):
     config = recipe(_TASK.value, _IMAGE.value, _CROP.value)
     if _NUM_ITER.value:
         config.fit.num_iter = _NUM_ITER.value
-    rows = dip_jax_rows(config, _RULE.value, _PATIENCE.value)
+    rows = fixed_and_stopping_rows(config, _RULE.value, _PATIENCE.value)
     if _REFERENCE_DIR.value:
         rows.insert(0, original_row(_REFERENCE_DIR.value, _CROP.value, int(config.fit.num_iter), rows[0],
                                     _STEPS.value, _REPEATS.value))

@@ -170,12 +170,12 @@ def test_time_to_result_stops_where_the_rule_does():
     `patience` steps after its detection and is scored on the image kept there."""
     from conftest import tiny_config
 
-    from benchmarks import time_to_result
+    from benchmarks import measure
 
-    rows = time_to_result.dip_jax_rows(tiny_config(**{"fit.num_iter": 200, "fit.es_window": 5}), "emv", 3)
+    rows = measure.fixed_and_stopping_rows(tiny_config(**{"fit.num_iter": 200, "fit.es_window": 5}), "emv", 3)
     fixed, stopping = rows
     assert fixed["steps"] == 200 and fixed["es_iteration"] is None
     assert stopping["es_iteration"] >= 5 and stopping["steps"] == stopping["es_iteration"] + 3 < 200
     assert np.isfinite(fixed["psnr"]) and np.isfinite(stopping["psnr"]) and fixed["seconds"] > 0
-    assert time_to_result.result_psnr({"es_iteration": 7, "psnr_ema_es": 1.0, "psnr_ema": 2.0}, True) == 1.0
-    assert time_to_result.result_psnr({"psnr_final": 3.0, "psnr_ema": 2.0}, False) == 3.0
+    assert measure.result_psnr({"es_iteration": 7, "psnr_ema_es": 1.0, "psnr_ema": 2.0}, True) == 1.0
+    assert measure.result_psnr({"psnr_final": 3.0, "psnr_ema": 2.0}, False) == 3.0

@@ -91,6 +91,10 @@ def test_an_explicit_reg_noise_std_is_kept():
     ({"observation": "noisy.png"}, problems.REAL_DATA_STOPPING),  # a real observation stops by itself
     ({"images": "photos", "observed": True}, problems.REAL_DATA_STOPPING),
     ({"observation": "noisy.png", "fit.early_stopping": "none"}, {"early_stopping": "none"}),
+    ({"observation": "photo.jpg", "task": "jpeg"}, problems.REAL_DATA_STOPPING),
+    # inpainting and SR improve to the end of their budget (kate, zebra in benchmarks/stopping.py)
+    ({"observation": "damaged.png", "task": "inpaint"}, {"early_stopping": "none"}),
+    ({"observation": "small.png", "task": "sr"}, {"early_stopping": "none"}),
     ({"observation": "noisy.png", "fit.early_stopping": "wmv"},  # an explicit rule keeps its own fields
      {"early_stopping": "wmv", "es_patience": 1000, "stop_at_detection": False}),
 ])

@@ -236,6 +236,13 @@ class Runs:
             return _stack(state)
         return jax.tree_util.tree_map(lambda x: x[: self.k], state)
 
+    def all_stopped(self, state) -> bool:
+        """Whether every run's stopping rule has stopped, read off the flags alone (checked after every
+        compiled call: stacking the whole state there would copy every run's parameters each time)."""
+        if self.method == "sequential":
+            return all(bool(s.stopping.stopped) for s in state)
+        return bool(jnp.all(state.stopping.stopped[: self.k]))
+
     def history(self, history: dict) -> dict:
         """The loop's history, (T, runs), as (K, T)."""
         return {name: np.moveaxis(np.asarray(v)[:, : self.k], 0, 1) for name, v in history.items()}
@@ -351,7 +358,7 @@ def fit_runs(
     # with stop_at_detection, steps after a run's stop leave it as it was; the loop ends when all have stopped
     rule_stopped = None
     if config.stop_at_detection and config.early_stopping != "none":
-        rule_stopped = lambda s: bool(jnp.all(runs.stacked(s).stopping.stopped))  # noqa: E731
+        rule_stopped = runs.all_stopped
     stopped = rule_stopped
     across = runs.mesh is not None and spans_processes(runs.mesh.devices.flat)
     if across and checkpoint_fn is not None:
